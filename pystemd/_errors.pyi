@@ -1,0 +1,1 @@
+# The module only exports cdef functions (cimported by the other compiled modules).

@@ -1,0 +1,142 @@
+"""D-Bus connections through sd-bus.
+
+>>> from pystemd.bus import Bus
+>>> with Bus() as bus:                       # the system bus ($DBUS_SYSTEM_BUS_ADDRESS honoured)
+...     bus.get_property("org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+...                      "org.freedesktop.systemd1.Manager", "Version")
+'252.39-1~deb12u2'
+
+Which connection:
+
+* ``Bus()`` / ``Bus.system()``: the system bus.
+* ``Bus(user=True)`` / ``Bus.user()``: the calling user's bus.
+* ``Bus("unix:path=/run/dbus/system_bus_socket")``: any address, as a bus client.
+* ``Bus.private()``: systemd's private socket ``/run/systemd/private`` (root only,
+  peer-to-peer, no dbus-daemon in the path).
+* ``Bus.remote("user@host")``: a remote system bus over ssh, as ``systemctl -H``.
+* ``Bus.machine("name")``: a local container's system bus.
+
+A Bus is a context manager; ``close()`` is idempotent; a Bus that is collected
+while still open warns with ``ResourceWarning`` and closes its fd. After
+``fork()`` the child must open its own Bus: using the parent's raises
+``RuntimeError``.
+
+Sharing: every call locks the Bus, so threads may share one, but they then
+wait for each other. :func:`system_bus` / :func:`user_bus` give each thread
+its own long-lived connection instead (never a hidden new connection per call).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Optional, Union
+
+from pystemd import _bus
+from pystemd._bus import UnixFD, Variant, path_decode, path_encode, split_signature
+
+__all__ = [
+    "KEEP_VARIANTS",
+    "Bus",
+    "UnixFD",
+    "Variant",
+    "path_decode",
+    "path_encode",
+    "split_signature",
+    "system_bus",
+    "user_bus",
+]
+
+KEEP_VARIANTS: int = _bus.KEEP_VARIANTS
+
+PRIVATE_SOCKET = "/run/systemd/private"
+
+_Address = Union[str, bytes, "os.PathLike[str]"]
+
+
+class Bus(_bus.Bus):
+    """A connection to a D-Bus bus (or peer), see the module docstring."""
+
+    def __init__(
+        self,
+        address: Optional[_Address] = None,
+        *,
+        user: bool = False,
+        remote: Optional[str] = None,
+        machine: Optional[str] = None,
+        peer: bool = False,
+        description: Optional[str] = None,
+    ) -> None:
+        chosen = [
+            x for x in (address is not None, user, remote is not None, machine is not None) if x
+        ]
+        if len(chosen) > 1:
+            raise ValueError("give at most one of address, user, remote, machine")
+        if address is not None:
+            addr = os.fspath(address)
+            if isinstance(addr, bytes):
+                addr = addr.decode()
+            if addr.startswith("/"):
+                addr = "unix:path=" + addr
+            self._open("address", addr, not peer, description)
+        elif remote is not None:
+            self._open("remote", remote, True, description)
+        elif machine is not None:
+            self._open("machine", machine, True, description)
+        elif user:
+            self._open("user", None, True, description)
+        else:
+            self._open("system", None, True, description)
+
+    @classmethod
+    def system(cls) -> Bus:
+        return cls()
+
+    @classmethod
+    def user(cls) -> Bus:
+        return cls(user=True)
+
+    @classmethod
+    def private(cls, path: str = PRIVATE_SOCKET) -> Bus:
+        """systemd's private peer-to-peer socket (root, same PID namespace)."""
+        return cls("unix:path=" + path, peer=True)
+
+    @classmethod
+    def remote_host(cls, host: str) -> Bus:
+        return cls(remote=host)
+
+    @classmethod
+    def container(cls, machine: str) -> Bus:
+        return cls(machine=machine)
+
+    def __enter__(self) -> Bus:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+_local = threading.local()
+
+
+def _default(attr: str, user: bool) -> Bus:
+    bus = getattr(_local, attr, None)
+    if bus is None or bus.closed:
+        bus = Bus(user=user)
+        bus.shared = True
+        setattr(_local, attr, bus)
+    return bus
+
+
+def system_bus() -> Bus:
+    """This thread's shared system-bus connection (opened on first use).
+
+    Each thread gets its own connection, so threads never wait for each
+    other; it is closed when the thread ends. Do not close it yourself.
+    """
+    return _default("system", False)
+
+
+def user_bus() -> Bus:
+    """This thread's shared user-bus connection (opened on first use)."""
+    return _default("user", True)

@@ -1,0 +1,1 @@
+"""python-systemd compatible package, backed by pystemd (see docs/python-systemd.md)."""
