@@ -73,14 +73,21 @@ def main(argv: list[str]) -> int:
         print(f"  GetAll(Manager): {len(mgr)} properties in {ms(t0)}")
         print(f"  Version       {mgr['Version']}")
         print(f"  SystemState   {mgr['SystemState']}")
-        print(f"  Architecture  {mgr['Architecture']}   Virtualization {mgr['Virtualization'] or '-'}")
+        print(
+            f"  Architecture  {mgr['Architecture']}   Virtualization {mgr['Virtualization'] or '-'}"
+        )
         t0 = time.perf_counter()
         (units,) = bus.call(S1, S1_PATH, MANAGER, "ListUnits")
         active = sum(1 for u in units if u[3] == "active")
         print(f"  ListUnits: {len(units)} units ({active} active) in {ms(t0)}")
 
         print("\n== A few units")
-        for name in ("systemd-journald.service", "dbus.service", "systemd-logind.service", "basic.target"):
+        for name in (
+            "systemd-journald.service",
+            "dbus.service",
+            "systemd-logind.service",
+            "basic.target",
+        ):
             t0 = time.perf_counter()
             try:
                 (path,) = bus.call(S1, S1_PATH, MANAGER, "LoadUnit", "s", [name])
@@ -91,9 +98,7 @@ def main(argv: list[str]) -> int:
             extra = ""
             if name.endswith(".service"):
                 extra = f" MainPID={bus.get_property(S1, path, SERVICE, 'MainPID')}"
-            print(
-                f"  {name:28} {props['ActiveState']}/{props['SubState']}{extra}  ({ms(t0)})"
-            )
+            print(f"  {name:28} {props['ActiveState']}/{props['SubState']}{extra}  ({ms(t0)})")
 
         print("\n== A transient unit")
         unit = f"pystemd-tour-{os.getpid()}-{int(time.time())}.service"
@@ -105,7 +110,14 @@ def main(argv: list[str]) -> int:
             ("RemainAfterExit", Variant("b", True)),
         ]
         t0 = time.perf_counter()
-        (job,) = bus.call(S1, S1_PATH, MANAGER, "StartTransientUnit", "ssa(sv)a(sa(sv))", (unit, "replace", props_in, []))
+        (job,) = bus.call(
+            S1,
+            S1_PATH,
+            MANAGER,
+            "StartTransientUnit",
+            "ssa(sv)a(sa(sv))",
+            (unit, "replace", props_in, []),
+        )
         print(f"  StartTransientUnit({unit}) -> {job}  ({ms(t0)})")
         # Wait for the start job to finish (it goes away when done).
         deadline = time.monotonic() + 30
@@ -123,7 +135,15 @@ def main(argv: list[str]) -> int:
         bus.call(S1, S1_PATH, MANAGER, "StopUnit", "ss", [unit, "replace"])
 
         print("\n== Its journal lines")
-        cmd = ["journalctl", "--no-pager", "-o", "short-precise", f"_SYSTEMD_UNIT={unit}", "+", f"UNIT={unit}"]
+        cmd = [
+            "journalctl",
+            "--no-pager",
+            "-o",
+            "short-precise",
+            f"_SYSTEMD_UNIT={unit}",
+            "+",
+            f"UNIT={unit}",
+        ]
         if journal_dir:
             cmd[1:1] = ["--directory", journal_dir]
         lines: list[str] = []
