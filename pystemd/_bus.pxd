@@ -19,6 +19,16 @@ cdef class UnixFD:
     cdef int fd
 
 
+cdef class Message:
+    """A reference to an sd_bus_message (signals, method calls being served)."""
+    cdef sd_bus_message *m
+    cdef object __weakref__
+
+    @staticmethod
+    cdef Message wrap(sd_bus_message *m)   # takes a new reference
+    cdef str _hdr(self, const char *v)
+
+
 cdef class Bus:
     cdef sd_bus *bus
     cdef unsigned long _gen
@@ -30,8 +40,12 @@ cdef class Bus:
     # GIL policy: how long (µs) a wait may spin with the GIL held before it
     # is released (see docs/bus.md "GIL policy").
     cdef public long long gil_hold_us
-    # Messages whose Python callbacks were deferred because they arrived while
-    # this thread was inside a blocking call on this bus.
+    # >0 while a blocking call on this bus is driving sd_bus_process() in its
+    # wait loop. C callbacks that would run Python code (signal handlers,
+    # served methods) must not run it then: they call defer(fn) instead, and
+    # the next process() runs fn() first. So user callbacks only ever run from
+    # process() / the event loop, never inside someone's blocking call.
+    cdef int _in_call
     cdef list _deferred
     # An exception raised by a Python callback, re-raised from process().
     cdef object _exc
@@ -39,6 +53,9 @@ cdef class Bus:
     cdef public bint shared
     cdef object __weakref__
 
+    cdef int defer(self, object fn) except -1
+    cdef void park_exception(self, object exc) noexcept
+    cdef int run_deferred(self) except -1
     cdef int acquire(self) except -1
     cdef void release(self) noexcept
     cdef int ensure_open(self) except -1
@@ -46,6 +63,7 @@ cdef class Bus:
                                          object interface, object member) except NULL
     cdef sd_bus_message *call_message(self, sd_bus_message *m, uint64_t usec) except NULL
     cdef int wait_until(self, int *done, uint64_t deadline_us) except -1
+    cdef int _wait_loop(self, int *done, long long spin) except -1
 
 
 cdef int append_args(sd_bus_message *m, object signature, object args) except -1

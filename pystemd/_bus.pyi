@@ -20,6 +20,17 @@ class UnixFD:
     def __enter__(self) -> UnixFD: ...
     def __exit__(self, *exc: Any) -> None: ...
 
+class Message:
+    path: Optional[str]
+    interface: Optional[str]
+    member: Optional[str]
+    sender: Optional[str]
+    destination: Optional[str]
+    signature: str
+    type: int
+    cookie: Optional[int]
+    def body(self, *, flags: int = ...) -> tuple[Any, ...]: ...
+
 class Bus:
     kind: str
     description: Any

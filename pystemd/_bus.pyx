@@ -694,6 +694,80 @@ cdef int _on_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) n
     return 0
 
 
+cdef class Message:
+    """An sd-bus message: a signal, or a method call being served.
+
+    Only C code creates these (``Message.wrap``); Python sees the headers as
+    attributes and the payload through ``body()``.
+    """
+
+    def __cinit__(self):
+        self.m = NULL
+
+    def __init__(self):
+        raise TypeError("Message objects are created by pystemd, not directly")
+
+    @staticmethod
+    cdef Message wrap(sd_bus_message *m):
+        cdef Message self = Message.__new__(Message)
+        self.m = sd_bus_message_ref(m)
+        return self
+
+    def __dealloc__(self):
+        if self.m != NULL:
+            sd_bus_message_unref(self.m)
+            self.m = NULL
+
+    cdef str _hdr(self, const char *v):
+        return None if v == NULL else _str(v)
+
+    @property
+    def path(self):
+        return self._hdr(sd_bus_message_get_path(self.m))
+
+    @property
+    def interface(self):
+        return self._hdr(sd_bus_message_get_interface(self.m))
+
+    @property
+    def member(self):
+        return self._hdr(sd_bus_message_get_member(self.m))
+
+    @property
+    def sender(self):
+        return self._hdr(sd_bus_message_get_sender(self.m))
+
+    @property
+    def destination(self):
+        return self._hdr(sd_bus_message_get_destination(self.m))
+
+    @property
+    def signature(self):
+        return self._hdr(sd_bus_message_get_signature(self.m, 1)) or ""
+
+    @property
+    def type(self):
+        cdef uint8_t t = 0
+        check(sd_bus_message_get_type(self.m, &t))
+        return t
+
+    @property
+    def cookie(self):
+        cdef uint64_t c = 0
+        if sd_bus_message_get_cookie(self.m, &c) < 0:
+            return None
+        return c
+
+    def body(self, *, int flags=0):
+        """The payload as a tuple (read from the start each time)."""
+        check(sd_bus_message_rewind(self.m, 1))
+        return read_body(self.m, flags)
+
+    def __repr__(self):
+        return (f"<Message type={self.type} path={self.path} interface={self.interface} "
+                f"member={self.member} signature={self.signature!r}>")
+
+
 cdef inline const char *_name(object value, str what) except NULL:
     cdef Py_ssize_t size
     cdef const char *p
@@ -735,6 +809,7 @@ cdef class Bus:
         self.gil_hold_us = DEFAULT_GIL_HOLD_US
         self._deferred = []
         self._exc = None
+        self._in_call = 0
         self._gen = _fork_generation
 
     # -- opening -------------------------------------------------------------
@@ -788,6 +863,30 @@ cdef class Bus:
         self._gen = _fork_generation
         self.kind = kind
         self.description = arg
+
+    # -- callbacks -----------------------------------------------------------
+
+    cdef int defer(self, object fn) except -1:
+        """Queue fn() to run at the start of the next process()."""
+        self._deferred.append(fn)
+        return 0
+
+    cdef void park_exception(self, object exc) noexcept:
+        """Keep the first exception a callback raised; process() re-raises it."""
+        if self._exc is None:
+            self._exc = exc
+
+    cdef int run_deferred(self) except -1:
+        cdef list todo
+        while self._deferred:
+            todo = self._deferred
+            self._deferred = []
+            for fn in todo:
+                try:
+                    fn()
+                except BaseException as e:
+                    self.park_exception(e)
+        return 0
 
     # -- lifetime ------------------------------------------------------------
 
@@ -893,10 +992,14 @@ cdef class Bus:
 
     def process(self):
         """Process one pending event; True if something was done (call again)."""
-        cdef int r
+        cdef int r = 0
         self.acquire()
         try:
-            r = sd_bus_process(self.bus, NULL)
+            if self._deferred:
+                self.run_deferred()
+                r = 1
+            else:
+                r = sd_bus_process(self.bus, NULL)
         finally:
             self.release()
         exc = self._exc
@@ -990,6 +1093,16 @@ cdef class Bus:
         """Drive the bus until done[0] is set (the lock must be held)."""
         cdef int r
         cdef long long spin = self.gil_hold_us
+        cdef uint64_t t0
+        self._in_call += 1
+        try:
+            self._wait_loop(done, spin)
+        finally:
+            self._in_call -= 1
+        return 0
+
+    cdef int _wait_loop(self, int *done, long long spin) except -1:
+        cdef int r
         cdef uint64_t t0
         while not done[0]:
             r = sd_bus_process(self.bus, NULL)
