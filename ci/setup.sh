@@ -30,3 +30,5 @@ fi
 echo "== building pystemd (Cython over libsystemd $(pkg-config --modversion libsystemd))"
 .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -vE "^WARNING: Location|^ +|^$|^!!|^\*+$" || true
 .venv/bin/python -c "import pystemd._bus" || { echo "ci/setup.sh: the build did not produce pystemd._bus" >&2; exit 1; }
+# python-systemd and the older pystemd, each in its own venv (tests and bench compare against them)
+./ci/peer-venvs.sh
