@@ -64,13 +64,14 @@ def extensions() -> list:
     # Metadata-only commands (egg_info, sdist) must work without a compiler.
     if any(a in sys.argv for a in ("egg_info", "sdist", "--name", "--version", "dist_info")):
         return []
+    # libsystemd first: it is the dependency a user has to install by hand.
+    major, cflags, libs = libsystemd_flags()
     try:
         from Cython.Build import cythonize
     except ImportError:
         die("Cython 3 is required to build pystemd (pip install 'Cython>=3')")
     from setuptools import Extension
 
-    major, cflags, libs = libsystemd_flags()
     only = {m for m in os.environ.get("PYSTEMD_BUILD_ONLY", "").split(",") if m}
     debug = os.environ.get("PYSTEMD_DEBUG") == "1"
 
