@@ -4,6 +4,11 @@
 # Idempotent: re-running only does what is missing. Sourced by ci/demo and ci/test.
 set -eu
 cd "$(dirname "$0")/.."
+# Temporary files (pip builds, pytest's tmp_path, ...) stay inside the checkout:
+# the host's /tmp is left exactly as it was.
+TMPDIR="$PWD/build/tmp"
+export TMPDIR
+mkdir -p "$TMPDIR"
 
 PACKAGES="gcc pkg-config libsystemd-dev systemd systemd-container systemd-journal-remote dbus dbus-daemon util-linux man-db"
 missing=""
