@@ -75,3 +75,25 @@ def test_every_pyx_has_a_stub() -> None:
     pyx = sorted(p.stem for p in (REPO / "pystemd").glob("*.pyx"))
     pyi = sorted(p.stem for p in (REPO / "pystemd").glob("*.pyi"))
     assert [p for p in pyx if p not in pyi] == []
+
+
+def test_sdist_contains_every_tracked_file(tmp_path: Path) -> None:
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    import tarfile
+
+    tracked = set(
+        subprocess.run(
+            ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.split()
+    )
+    r = subprocess.run(
+        [sys.executable, "setup.py", "-q", "sdist", "--formats=gztar", "--dist-dir", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (tarball,) = tmp_path.glob("*.tar.gz")
+    with tarfile.open(tarball) as tf:
+        names = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
+    assert sorted(tracked - names) == []
+    assert [n for n in names if n.endswith((".c", ".so"))] == []
