@@ -1,4 +1,7 @@
 # Declarations for <systemd/sd-daemon.h>. Build-time only, never imported at run time.
+# Calls newer than the oldest libsystemd we build against have -ENOSYS stubs in
+# include/pystemd/compat.h (sd_listen_fds_with_names 227, sd_is_socket_sockaddr 233,
+# sd_notify_barrier 246).
 from libc.stdint cimport uint64_t
 from posix.types cimport pid_t
 

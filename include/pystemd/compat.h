@@ -29,6 +29,28 @@ static inline int sd_journal_step_one(sd_journal *j, int advanced) {
 }
 #endif
 
+/* sd-daemon */
+#include <systemd/sd-daemon.h>
+
+#if LIBSYSTEMD_VERSION < 227
+static inline int sd_listen_fds_with_names(int unset_environment, char ***names) {
+        (void) unset_environment; (void) names;
+        return -ENOSYS;
+}
+#endif
+#if LIBSYSTEMD_VERSION < 233
+static inline int sd_is_socket_sockaddr(int fd, int type, const struct sockaddr *addr, unsigned addr_len, int listening) {
+        (void) fd; (void) type; (void) addr; (void) addr_len; (void) listening;
+        return -ENOSYS;
+}
+#endif
+#if LIBSYSTEMD_VERSION < 246
+static inline int sd_notify_barrier(int unset_environment, uint64_t timeout) {
+        (void) unset_environment; (void) timeout;
+        return -ENOSYS;
+}
+#endif
+
 #define PYSTEMD_LIBSYSTEMD_VERSION LIBSYSTEMD_VERSION
 
 #endif
