@@ -16,7 +16,8 @@ peer's own ``pystemd``). Protocol: one JSON object per line.
 
 A snippet defines ``setup(cfg) -> dict[str, fn]`` where ``fn(n)`` does the
 work ``n`` times and returns ``None`` (timed here) or a dict (its ``wall`` /
-``cpu`` keys, if present, replace the ones measured here). Optional:
+``cpu`` keys, if present, replace the ones measured here; ``cpu_user`` and
+``cpu_sys`` always come from getrusage around the call). Optional:
 ``teardown()``, ``META`` (dict). The global ``helpers`` is ``_helpers.py``.
 """
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import resource
 import runpy
 import sys
 import time
@@ -49,12 +51,21 @@ def load_snippet(path: str) -> dict[str, Any]:
 
 
 def run_case(fn: Callable[[int], Any], n: int) -> dict[str, Any]:
+    """Time ``fn(n)``: wall, CPU (user + system, whole process), and the split."""
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
     c0 = time.process_time()
     t0 = time.perf_counter()
     extra = fn(n)
     wall = time.perf_counter() - t0
     cpu = time.process_time() - c0
-    out: dict[str, Any] = {"wall": wall, "cpu": cpu, "n": n}
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    out: dict[str, Any] = {
+        "wall": wall,
+        "cpu": cpu,
+        "cpu_user": r1.ru_utime - r0.ru_utime,
+        "cpu_sys": r1.ru_stime - r0.ru_stime,
+        "n": n,
+    }
     if extra:
         out.update(extra)
     return out
