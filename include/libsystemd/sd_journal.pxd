@@ -3,6 +3,16 @@ from libc.stdint cimport uint64_t
 from posix.uio cimport iovec
 from libsystemd.sd_id128 cimport sd_id128_t
 
+# Without this, sd-journal.h turns sd_journal_send*/print*/perror into macros that
+# add the *C* file and line of the caller (pystemd/_jsend.c:1234). It must come
+# before the header is first included, hence before the extern block below.
+cdef extern from *:
+    """
+    #ifndef SD_JOURNAL_SUPPRESS_LOCATION
+    #define SD_JOURNAL_SUPPRESS_LOCATION 1
+    #endif
+    """
+
 cdef extern from "systemd/sd-journal.h" nogil:
     ctypedef struct sd_journal:
         pass
