@@ -5,7 +5,8 @@ Both façades sit on this module: :mod:`pystemd.daemon` (validation, helpers,
 watchdog, sockets) and :mod:`systemd.daemon` (the python-systemd 235 drop-in).
 Arguments here are already C-shaped: fds are ints, states and paths are
 ``bytes``. Every return code goes through ``pystemd._errors``; ``what`` names
-the thing an error is about (it becomes the ``filename`` of the ``OSError``).
+the thing an error is about (it becomes the ``filename`` of the ``OSError``;
+for the checks given a path it defaults to the path, as python-systemd does).
 
 GIL: sending a notification is a blocking ``sendmsg()`` on a datagram socket
 (it waits when the service manager's queue is full) and the barrier waits for
@@ -264,7 +265,7 @@ def listen_fds_with_names(bint unset_environment):
 # --------------------------------------------------------------------------
 # what is this fd?
 
-def is_fifo(int fd, path=None):
+def is_fifo(int fd, path=None, what=None):
     """sd_is_fifo(fd, path) -> bool. ``path`` is bytes or None."""
     cdef const char *p = NULL
     cdef int r
@@ -274,11 +275,11 @@ def is_fifo(int fd, path=None):
         p = _cstr(path, "path")
         with nogil:
             r = sd_is_fifo(fd, p)
-    check_ctx(r, _path_ctx(path))
+    check_ctx(r, _path_ctx(path) if what is None else what)
     return r > 0
 
 
-def is_special(int fd, path=None):
+def is_special(int fd, path=None, what=None):
     """sd_is_special(fd, path) -> bool (a special file such as /proc/kmsg or a device)."""
     cdef const char *p = NULL
     cdef int r
@@ -288,11 +289,11 @@ def is_special(int fd, path=None):
         p = _cstr(path, "path")
         with nogil:
             r = sd_is_special(fd, p)
-    check_ctx(r, _path_ctx(path))
+    check_ctx(r, _path_ctx(path) if what is None else what)
     return r > 0
 
 
-def is_mq(int fd, path=None):
+def is_mq(int fd, path=None, what=None):
     """sd_is_mq(fd, path) -> bool (a POSIX message queue)."""
     cdef const char *p = NULL
     cdef int r
@@ -302,21 +303,21 @@ def is_mq(int fd, path=None):
         p = _cstr(path, "path")
         with nogil:
             r = sd_is_mq(fd, p)
-    check_ctx(r, _path_ctx(path))
+    check_ctx(r, _path_ctx(path) if what is None else what)
     return r > 0
 
 
-def is_socket(int fd, int family, int type, int listening):
+def is_socket(int fd, int family, int type, int listening, what=None):
     """sd_is_socket(fd, family, type, listening) -> bool."""
-    return check(sd_is_socket(fd, family, type, listening)) > 0
+    return check_ctx(sd_is_socket(fd, family, type, listening), what) > 0
 
 
-def is_socket_inet(int fd, int family, int type, int listening, uint16_t port):
+def is_socket_inet(int fd, int family, int type, int listening, uint16_t port, what=None):
     """sd_is_socket_inet(fd, family, type, listening, port) -> bool."""
-    return check(sd_is_socket_inet(fd, family, type, listening, port)) > 0
+    return check_ctx(sd_is_socket_inet(fd, family, type, listening, port), what) > 0
 
 
-def is_socket_unix(int fd, int type, int listening, path=None):
+def is_socket_unix(int fd, int type, int listening, path=None, what=None):
     """sd_is_socket_unix(fd, type, listening, path, len(path)) -> bool.
 
     ``path`` is bytes; one starting with a NUL byte names an abstract socket.
@@ -331,18 +332,19 @@ def is_socket_unix(int fd, int type, int listening, path=None):
         if n > 0 and p[0] != 0:
             _cstr(path, "path")
     r = sd_is_socket_unix(fd, type, listening, p, n)
-    check_ctx(r, _path_ctx(path))
+    check_ctx(r, _path_ctx(path) if what is None else what)
     return r > 0
 
 
-def is_socket_sockaddr(int fd, int type, bytes sockaddr not None, int listening):
+def is_socket_sockaddr(int fd, int type, bytes sockaddr not None, int listening, what=None):
     """sd_is_socket_sockaddr(fd, type, sockaddr, listening) -> bool.
 
     ``sockaddr`` is a raw ``struct sockaddr_in``/``sockaddr_in6``, e.g. from
     :func:`parse_sockaddr`.
     """
     cdef const char *a = sockaddr
-    return check(sd_is_socket_sockaddr(fd, type, <const void *>a, <unsigned>len(sockaddr), listening)) > 0
+    cdef int r = sd_is_socket_sockaddr(fd, type, <const void *>a, <unsigned>len(sockaddr), listening)
+    return check_ctx(r, what) > 0
 
 
 # --------------------------------------------------------------------------
