@@ -4,7 +4,8 @@ from libc.string cimport strerror, strlen
 from libsystemd.sd_bus cimport sd_bus_error, sd_bus_error_get_errno
 from cpython.exc cimport PyErr_CheckSignals
 
-from pystemd.errors import bus_error as _bus_error
+# pystemd.errors (and typing) is imported on the first D-Bus error, not at import:
+# pystemd.daemon, loaded by every Type=notify service, never needs it.
 
 cdef extern from "errno.h":
     enum:
@@ -44,6 +45,8 @@ cdef object bus_error_from(const sd_bus_error *e, int r):
     cdef int err = 0
     if e != NULL and e.name != NULL:
         err = sd_bus_error_get_errno(e)
+        from pystemd.errors import bus_error as _bus_error
+
         return _bus_error(_decode(e.name), _decode(e.message), err if err > 0 else None)
     err = -r if r < 0 else 5  # EIO when nothing better is known
     if err == ENOMEM:
