@@ -29,6 +29,18 @@ cdef class Message:
     cdef str _hdr(self, const char *v)
 
 
+cdef class Slot:
+    """A match registered by Bus.add_match(); sd-bus owns the slot (floating),
+    and holds a reference to this object until its destroy callback runs."""
+    cdef sd_bus_slot *slot
+    cdef object _bus_ref          # weakref to the Bus
+    cdef readonly object callback
+    cdef readonly str rule
+    cdef int _install_done
+    cdef sd_bus_message *_install_reply
+    cdef object __weakref__
+
+
 cdef class Bus:
     cdef sd_bus *bus
     cdef unsigned long _gen
@@ -41,29 +53,44 @@ cdef class Bus:
     # is released (see docs/bus.md "GIL policy").
     cdef public long long gil_hold_us
     # >0 while a blocking call on this bus is driving sd_bus_process() in its
-    # wait loop. C callbacks that would run Python code (signal handlers,
-    # served methods) must not run it then: they call defer(fn) instead, and
-    # the next process() runs fn() first. So user callbacks only ever run from
-    # process() / the event loop, never inside someone's blocking call.
+    # wait loop. C callbacks that would run Python code must not run it then:
+    # they call defer(fn) instead, and the next process() runs fn() first. So
+    # user callbacks only ever run from process() / the event loop, never
+    # inside someone's blocking call. (The match callbacks of this module
+    # always defer, in or out of a call: sd-bus forbids a recursive
+    # sd_bus_process(), so Python code must not run inside its dispatch.)
     cdef int _in_call
+    # fn() or (fn, arg) items, run by process()
     cdef list _deferred
-    # An exception raised by a Python callback, re-raised from process().
+    # Exceptions raised by Python callbacks, re-raised from process() in order:
+    # _exc is the next one, _more_exc the ones after it.
     cdef object _exc
+    cdef list _more_exc
+    # Slots of the matches registered through this Bus (removed by close()).
+    cdef set _slots
     # A shared (per-thread default) bus is closed silently when collected.
     cdef public bint shared
+    # How many LimitsExceeded refusals the last call_many/get_property_many retried.
+    cdef readonly Py_ssize_t last_batch_limit_hits
     cdef object __weakref__
 
     cdef int defer(self, object fn) except -1
     cdef void park_exception(self, object exc) noexcept
     cdef int run_deferred(self) except -1
+    cdef object _take_exception(self)
     cdef int acquire(self) except -1
     cdef void release(self) noexcept
     cdef int ensure_open(self) except -1
+    cdef void _drop_slots(self) noexcept
     cdef sd_bus_message *new_method_call(self, object destination, object path,
                                          object interface, object member) except NULL
     cdef sd_bus_message *call_message(self, sd_bus_message *m, uint64_t usec) except NULL
     cdef int wait_until(self, int *done, uint64_t deadline_us) except -1
     cdef int _wait_loop(self, int *done, long long spin) except -1
+    cdef list _run_batch(self, list items, bint is_get, uint64_t usec, Py_ssize_t window,
+                         bint retry_limits, int flags, Py_ssize_t base, list limit_hits)
+    cdef list _batch(self, object requests, bint is_get, object window, object timeout,
+                     int flags, bint return_exceptions, bint retry_limits)
 
 
 cdef int append_args(sd_bus_message *m, object signature, object args) except -1

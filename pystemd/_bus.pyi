@@ -1,7 +1,8 @@
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Optional, Union
 
 DEFAULT_GIL_HOLD_US: int
+DEFAULT_WINDOW: int
 KEEP_VARIANTS: int
 
 class Variant:
@@ -29,7 +30,22 @@ class Message:
     signature: str
     type: int
     cookie: Optional[int]
+    error: Optional[Exception]
     def body(self, *, flags: int = ...) -> tuple[Any, ...]: ...
+
+class Slot:
+    callback: Callable[[Message], Any]
+    rule: str
+    active: bool
+    def remove(self) -> None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Slot: ...
+    def __exit__(self, *exc: Any) -> None: ...
+
+_CallSpec = Union[
+    tuple[Optional[str], str, Optional[str], str],
+    tuple[Optional[str], str, Optional[str], str, str, Sequence[Any]],
+]
 
 class Bus:
     kind: str
@@ -38,7 +54,10 @@ class Bus:
     shared: bool
     closed: bool
     unique_name: Optional[str]
+    is_bus_client: bool
     address: str
+    method_call_timeout: float
+    last_batch_limit_hits: int
     def _open(
         self, kind: str, arg: Any = ..., bus_client: bool = ..., description: Optional[str] = ...
     ) -> None: ...
@@ -60,6 +79,8 @@ class Bus:
         *,
         timeout: Optional[float] = ...,
         flags: int = ...,
+        no_reply: bool = ...,
+        interactive: bool = ...,
     ) -> tuple[Any, ...]: ...
     def get_property(
         self,
@@ -77,6 +98,7 @@ class Bus:
         path: str,
         interface: Optional[str],
         *,
+        names: Optional[Iterable[str]] = ...,
         timeout: Optional[float] = ...,
         flags: int = ...,
     ) -> dict[str, Any]: ...
@@ -86,11 +108,43 @@ class Bus:
         path: str,
         interface: str,
         name: str,
-        signature: str,
+        signature: Optional[str],
         value: Any,
         *,
         timeout: Optional[float] = ...,
+        interactive: bool = ...,
     ) -> None: ...
+    def call_many(
+        self,
+        calls: Iterable[_CallSpec],
+        *,
+        window: Optional[int] = ...,
+        timeout: Optional[float] = ...,
+        flags: int = ...,
+        return_exceptions: bool = ...,
+        retry_limits: bool = ...,
+    ) -> list[Any]: ...
+    def get_property_many(
+        self,
+        requests: Iterable[tuple[Optional[str], str, str, str]],
+        *,
+        window: Optional[int] = ...,
+        timeout: Optional[float] = ...,
+        flags: int = ...,
+        return_exceptions: bool = ...,
+        retry_limits: bool = ...,
+    ) -> list[Any]: ...
+    def add_match(self, rule: str, callback: Callable[[Message], Any]) -> Slot: ...
+    def match_signal(
+        self,
+        sender: Optional[str],
+        path: Optional[str],
+        interface: Optional[str],
+        member: Optional[str],
+        callback: Callable[[Message], Any],
+        *,
+        arg0: Optional[str] = ...,
+    ) -> Slot: ...
 
 def split_signature(signature: Union[str, bytes]) -> list[str]: ...
 def path_encode(prefix: str, external_id: str) -> str: ...

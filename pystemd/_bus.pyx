@@ -1,28 +1,35 @@
 # cython: freethreading_compatible=False
-"""Thin layer over sd-bus: connections, calls, and signature-driven marshalling.
+"""Thin layer over sd-bus: connections, calls, matches and signature-driven marshalling.
 
 The Python façade (pystemd.bus) subclasses :class:`Bus` and adds the pleasant
 parts. Everything here mirrors an sd-bus verb and owns a C pointer.
 
 Threading: one sd_bus may be used by one thread at a time, so each Bus has its
-own (re-entrant) lock. Waiting never holds the GIL for long: a wait first spins
-for at most ``gil_hold_us`` microseconds with the GIL held (a reply to a fast
-call usually arrives in that window, and keeping the GIL avoids paying the
-interpreter's 5 ms switch interval to get it back), and releases the GIL for
-the rest of the wait.
+own (re-entrant) lock, taken by every method that touches the sd_bus. Waiting
+never holds the GIL for long: a wait first polls for at most ``gil_hold_us``
+microseconds with the GIL held (a reply to a fast call usually arrives in that
+window, and keeping the GIL avoids paying the interpreter's 5 ms switch
+interval to get it back), and releases the GIL for the rest of the wait.
+
+Callbacks: C callbacks never run Python code inside sd-bus's dispatch. A match
+callback queues (callback, Message) on the Bus; process() runs the queue after
+sd_bus_process() returns, so a user callback may itself make blocking calls on
+the same bus (sd-bus forbids recursive sd_bus_process()).
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from cpython.ref cimport Py_INCREF, Py_DECREF, PyObject
 from cpython.pythread cimport (
     NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock, PyThread_allocate_lock,
     PyThread_free_lock, PyThread_get_thread_ident, PyThread_release_lock,
 )
 from cpython.unicode cimport PyUnicode_DecodeUTF8
-from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, UINT64_MAX
+from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, UINT64_MAX, INT64_MIN, INT64_MAX
 from libc.stdlib cimport free
-from libc.string cimport memchr, strlen
-from posix.unistd cimport getpid, close as c_close
+from libc.string cimport memchr, memcpy, memset, strlen, strcmp
+from posix.unistd cimport close as c_close
 from posix.fcntl cimport fcntl, F_DUPFD_CLOEXEC
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
@@ -31,6 +38,7 @@ from pystemd._errors cimport check, check_ctx, raise_errno, bus_error_from
 
 import os as _os
 import warnings as _warnings
+import weakref as _weakref
 
 cdef extern from "errno.h":
     int errno
@@ -38,6 +46,9 @@ cdef extern from "errno.h":
         EINTR
         EINVAL
         ENOTCONN
+        ENOBUFS
+        EBUSY
+        ECONNRESET
 
 cdef extern from "pystemd/compat.h":
     int PYSTEMD_LIBSYSTEMD_VERSION
@@ -51,6 +62,9 @@ cdef extern from "poll.h" nogil:
 
 cdef extern from "Python.h":
     const char *PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t *size) except NULL
+    long long PyLong_AsLongLongAndOverflow(object pylong, int *overflow) except? -1
+    unsigned long long PyLong_AsUnsignedLongLong(object pylong) except? -1
+    double PyFloat_AsDouble(object) except? -1.0
 
 
 # ---------------------------------------------------------------------------
@@ -63,10 +77,18 @@ cdef unsigned long _fork_generation = 0
 def _after_fork_in_child():
     global _fork_generation
     _fork_generation += 1
+    _nogil_busy.clear()
 
 _os.register_at_fork(after_in_child=_after_fork_in_child)
 
+# Measured (docs/bus.md, "The GIL policy"): replies from systemd through
+# dbus-daemon arrive within ~100 µs; 500 µs covers their tail with room to spare.
 DEFAULT_GIL_HOLD_US = 500
+# Pipelined calls: most calls in flight, and how many are marshalled per GIL hand-off.
+DEFAULT_WINDOW = 64
+cdef Py_ssize_t _BATCH_CHUNK = 1024
+
+cdef const char *_LIMITS_EXCEEDED = b"org.freedesktop.DBus.Error.LimitsExceeded"
 
 
 cdef inline uint64_t _now_us() noexcept nogil:
@@ -111,10 +133,37 @@ cdef int _poll_once(sd_bus *bus, long long max_us) noexcept nogil:
 
 
 # ---------------------------------------------------------------------------
+# Messages dropped by another thread while a bus is being driven without the
+# GIL: sd-bus reference counts are not atomic, and every message holds a
+# reference on its bus, so such a message is unreferenced by the driving
+# thread once it has the GIL back. Keys: the sd_bus address; values: lists of
+# sd_bus_message addresses. Only touched with the GIL held.
+
+cdef dict _nogil_busy = {}
+
+
+cdef list _busy_enter(sd_bus *bus):
+    cdef list pending = []
+    _nogil_busy[<size_t>bus] = pending
+    return pending
+
+
+cdef void _busy_exit(sd_bus *bus, list pending) noexcept:
+    cdef object p
+    _nogil_busy.pop(<size_t>bus, None)
+    for p in pending:
+        sd_bus_message_unref(<sd_bus_message *><size_t>p)
+
+
+# ---------------------------------------------------------------------------
 # signatures
 
 cdef inline bint _is_basic(char c) noexcept nogil:
-    return c in b"ybnqiuxtdsogh"
+    return c != 0 and memchr(b"ybnqiuxtdsogh", c, 13) != NULL
+
+
+cdef inline bint _is_fixed(char c) noexcept nogil:
+    return c != 0 and memchr(b"ybnqiuxtd", c, 9) != NULL
 
 
 cdef Py_ssize_t _type_len(const char *sig, int depth) except -1:
@@ -144,11 +193,17 @@ cdef Py_ssize_t _type_len(const char *sig, int depth) except -1:
                 raise ValueError("unterminated struct in signature")
             i += _type_len(sig + i, depth + 1)
         return i + 1
-    raise ValueError(f"invalid type code {chr(c)!r} in signature")
+    raise ValueError(f"invalid type code {chr(<unsigned char>c)!r} in signature")
 
 
 cdef Py_ssize_t complete_type_len(const char *sig) except -1:
     return _type_len(sig, 0)
+
+
+cdef inline void _sub(char *buf, const char *src, Py_ssize_t n) noexcept nogil:
+    # copy n characters of a signature and terminate them (n <= 255)
+    memcpy(buf, src, n)
+    buf[n] = 0
 
 
 def split_signature(signature):
@@ -165,8 +220,12 @@ def split_signature(signature):
 
 
 cdef bytes _sig_bytes(object signature):
+    cdef bytes b
     if isinstance(signature, str):
-        b = (<str>signature).encode("ascii")
+        try:
+            b = (<str>signature).encode("ascii")
+        except UnicodeEncodeError:
+            raise ValueError(f"invalid signature {signature!r}") from None
     elif isinstance(signature, bytes):
         b = <bytes>signature
     else:
@@ -185,7 +244,8 @@ cdef class Variant:
     """A D-Bus variant with an explicit signature: ``Variant("t", 1 << 33)``.
 
     Read side: variants are unwrapped to their value unless the caller asks to
-    keep them, in which case they come back as Variant objects.
+    keep them (``flags=KEEP_VARIANTS``), in which case they come back as
+    Variant objects.
     """
 
     def __init__(self, signature, value):
@@ -209,6 +269,15 @@ cdef class Variant:
 
     def __reduce__(self):
         return (Variant, (self.signature, self.value))
+
+
+cdef Variant _make_variant(const char *sig, object value):
+    # A Variant for a signature sd-bus already validated (no re-parsing).
+    cdef Variant v = Variant.__new__(Variant)
+    v._sig = <bytes>sig
+    v.signature = v._sig.decode("ascii")
+    v.value = value
+    return v
 
 
 cdef class UnixFD:
@@ -263,6 +332,9 @@ cdef class UnixFD:
     def __repr__(self):
         return f"<UnixFD {self.fd if self.fd >= 0 else 'closed'}>"
 
+    def __reduce__(self):
+        raise TypeError("a UnixFD cannot be pickled")
+
     def __dealloc__(self):
         if self.fd >= 0:
             c_close(self.fd)
@@ -270,39 +342,104 @@ cdef class UnixFD:
 
 # ---------------------------------------------------------------------------
 # appending (Python -> D-Bus)
+#
+# Errors raised while appending carry where they happened inside a nested
+# value (`_pystemd_where`, e.g. "[2]['Foo']"); append_args() turns that into
+# the message "argument 1 ('a{sv}' of signature 'sa{sv}') at ['Foo']: ...".
+
+cdef inline void _locate(object exc, str where) noexcept:
+    try:
+        exc._pystemd_where = where + getattr(exc, "_pystemd_where", "")
+    except Exception:
+        pass
+
+
+cdef inline str _tname(char t):
+    return repr(chr(<unsigned char>t))
+
 
 cdef const char *_text(object value, char t, Py_ssize_t *size) except NULL:
     # Returns a pointer into `value` (a str) that lives as long as value does.
+    # Lone surrogates cannot be encoded: UnicodeEncodeError (a ValueError).
     cdef const char *p = PyUnicode_AsUTF8AndSize(value, size)
     if <size_t>size[0] != strlen(p):
-        raise ValueError(f"embedded NUL character in string for {chr(t)!r}")
+        raise ValueError(f"embedded NUL character in string for {_tname(t)}")
     return p
 
 
 cdef object _as_text(object value, char t):
-    # Accept str; bytes and os.PathLike are decoded as strict UTF-8.
+    # Accept str; bytes are decoded as strict UTF-8; os.PathLike for 's'.
     if isinstance(value, str):
         return value
     if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("utf-8")  # UnicodeDecodeError is a ValueError
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"invalid UTF-8 in bytes for {_tname(t)}: {e.reason} at position {e.start}") from None
     if t == b's' and hasattr(value, "__fspath__"):
         return _as_text(_os.fspath(value), t)
-    raise TypeError(f"expected str for {chr(t)!r}, got {type(value).__name__}")
+    raise TypeError(f"expected str for {_tname(t)}, got {type(value).__name__}")
 
 
 cdef object _as_int(object value, char t):
     if isinstance(value, int):
         return value
-    if isinstance(value, float) or isinstance(value, str) or isinstance(value, bytes):
-        raise TypeError(f"expected int for {chr(t)!r}, got {type(value).__name__}")
-    try:
-        return value.__index__()
-    except AttributeError:
-        raise TypeError(f"expected int for {chr(t)!r}, got {type(value).__name__}") from None
+    if isinstance(value, (float, str, bytes)) or not hasattr(type(value), "__index__"):
+        raise TypeError(f"expected int for {_tname(t)}, got {type(value).__name__}")
+    return value.__index__()
 
 
 cdef object _range_error(object v, char t, object lo, object hi):
-    return OverflowError(f"{v} out of range for {chr(t)!r} ({lo}..{hi})")
+    return OverflowError(f"{v} out of range for {_tname(t)} ({lo}..{hi})")
+
+
+cdef long long _int_in(object value, char t, long long lo, long long hi) except? -1:
+    cdef int overflow = 0
+    cdef long long v
+    value = _as_int(value, t)
+    v = PyLong_AsLongLongAndOverflow(value, &overflow)
+    if overflow != 0 or v < lo or v > hi:
+        raise _range_error(value, t, lo, hi)
+    return v
+
+
+cdef uint64_t _uint64_in(object value) except? 0:
+    value = _as_int(value, b't')
+    if value < 0 or value > 0xffffffffffffffff:
+        raise _range_error(value, b't', 0, 0xffffffffffffffff)
+    return PyLong_AsUnsignedLongLong(value)
+
+
+cdef int _bool_in(object value) except -1:
+    if value is True:
+        return 1
+    if value is False:
+        return 0
+    if isinstance(value, int) and (value == 0 or value == 1):
+        return 1 if value else 0
+    raise TypeError(f"expected bool for 'b', got {type(value).__name__} {value!r}")
+
+
+cdef double _double_in(object value) except? -1.0:
+    if isinstance(value, float):
+        return PyFloat_AsDouble(value)
+    if isinstance(value, int):
+        return float(value)  # OverflowError for ints beyond a double
+    if isinstance(value, (str, bytes)) or not hasattr(type(value), "__float__"):
+        raise TypeError(f"expected float for 'd', got {type(value).__name__}")
+    return float(value)
+
+
+cdef int _fd_in(object value) except -1:
+    if isinstance(value, bool) or not (isinstance(value, int) or hasattr(value, "fileno")):
+        raise TypeError(f"expected a file descriptor (int or object with fileno()) for 'h', got {type(value).__name__}")
+    if not isinstance(value, int):
+        value = value.fileno()
+        if not isinstance(value, int):
+            raise TypeError(f"fileno() returned {type(value).__name__}, not int")
+    if value < 0 or value > 0x7fffffff:
+        raise ValueError(f"invalid file descriptor {value}")
+    return value
 
 
 cdef int _append_basic(sd_bus_message *m, char t, object value) except -1:
@@ -325,80 +462,56 @@ cdef int _append_basic(sd_bus_message *m, char t, object value) except -1:
         if t == b'o' and not sd_bus_object_path_is_valid(p):
             raise ValueError(f"invalid object path {value!r}")
         if t == b'g':
-            _validate_signature(p)
+            _validate_signature(p, value)
         r = sd_bus_message_append_basic(m, t, p)
         if r == -EINVAL:
-            raise ValueError(f"string rejected by sd-bus for {chr(t)!r} (invalid UTF-8?)")
+            raise ValueError(f"string {value!r} rejected by sd-bus for {_tname(t)}")
         return check(r)
+    if t == b'u':
+        u = <uint32_t>_int_in(value, t, 0, 0xffffffff)
+        return check(sd_bus_message_append_basic(m, t, &u))
+    if t == b'i':
+        i = <int32_t>_int_in(value, t, -0x80000000, 0x7fffffff)
+        return check(sd_bus_message_append_basic(m, t, &i))
     if t == b'b':
-        if value is True or value is False or (isinstance(value, int) and (value == 0 or value == 1)):
-            b = 1 if value else 0
-        else:
-            raise TypeError(f"expected bool for 'b', got {type(value).__name__} {value!r}")
+        b = _bool_in(value)
         return check(sd_bus_message_append_basic(m, t, &b))
+    if t == b't':
+        tt = _uint64_in(value)
+        return check(sd_bus_message_append_basic(m, t, &tt))
+    if t == b'x':
+        x = <int64_t>_int_in(value, t, INT64_MIN, INT64_MAX)
+        return check(sd_bus_message_append_basic(m, t, &x))
+    if t == b'y':
+        y = <uint8_t>_int_in(value, t, 0, 0xff)
+        return check(sd_bus_message_append_basic(m, t, &y))
+    if t == b'n':
+        n = <int16_t>_int_in(value, t, -0x8000, 0x7fff)
+        return check(sd_bus_message_append_basic(m, t, &n))
+    if t == b'q':
+        q = <uint16_t>_int_in(value, t, 0, 0xffff)
+        return check(sd_bus_message_append_basic(m, t, &q))
     if t == b'd':
-        if not isinstance(value, (float, int)):
-            raise TypeError(f"expected float for 'd', got {type(value).__name__}")
-        d = value
+        d = _double_in(value)
         return check(sd_bus_message_append_basic(m, t, &d))
     if t == b'h':
-        if not isinstance(value, int):
-            if hasattr(value, "fileno"):
-                value = value.fileno()
-            else:
-                raise TypeError(f"expected a file descriptor (int or object with fileno()) for 'h', got {type(value).__name__}")
-        if value < 0 or value > 0x7fffffff:
-            raise ValueError(f"invalid file descriptor {value}")
-        fd = value
-        r = sd_bus_message_append_basic(m, t, &fd)
+        fd = _fd_in(value)
+        r = sd_bus_message_append_basic(m, t, &fd)  # sd-bus dups it
         if r < 0:
             check_ctx(r, f"append file descriptor {fd}")
         return r
-    value = _as_int(value, t)
-    if t == b'y':
-        if not 0 <= value <= 0xff:
-            raise _range_error(value, t, 0, 255)
-        y = value
-        return check(sd_bus_message_append_basic(m, t, &y))
-    if t == b'n':
-        if not -0x8000 <= value <= 0x7fff:
-            raise _range_error(value, t, -0x8000, 0x7fff)
-        n = value
-        return check(sd_bus_message_append_basic(m, t, &n))
-    if t == b'q':
-        if not 0 <= value <= 0xffff:
-            raise _range_error(value, t, 0, 0xffff)
-        q = value
-        return check(sd_bus_message_append_basic(m, t, &q))
-    if t == b'i':
-        if not -0x80000000 <= value <= 0x7fffffff:
-            raise _range_error(value, t, -0x80000000, 0x7fffffff)
-        i = value
-        return check(sd_bus_message_append_basic(m, t, &i))
-    if t == b'u':
-        if not 0 <= value <= 0xffffffff:
-            raise _range_error(value, t, 0, 0xffffffff)
-        u = value
-        return check(sd_bus_message_append_basic(m, t, &u))
-    if t == b'x':
-        if not -0x8000000000000000 <= value <= 0x7fffffffffffffff:
-            raise _range_error(value, t, -0x8000000000000000, 0x7fffffffffffffff)
-        x = value
-        return check(sd_bus_message_append_basic(m, t, &x))
-    if t == b't':
-        if not 0 <= value <= 0xffffffffffffffff:
-            raise _range_error(value, t, 0, 0xffffffffffffffff)
-        tt = value
-        return check(sd_bus_message_append_basic(m, t, &tt))
-    raise ValueError(f"not a basic type: {chr(t)!r}")
+    raise ValueError(f"not a basic type: {_tname(t)}")
 
 
-cdef int _validate_signature(const char *p) except -1:
+cdef int _validate_signature(const char *p, object value) except -1:
     cdef Py_ssize_t n = strlen(p), i = 0
     if n > 255:
         raise ValueError("signature longer than 255 characters")
-    while i < n:
-        i += _type_len(p + i, 0)
+    try:
+        while i < n:
+            i += _type_len(p + i, 0)
+    except ValueError as e:
+        raise ValueError(f"invalid signature {value!r}: {e}") from None
     return 0
 
 
@@ -430,7 +543,7 @@ cdef str _infer_signature(object value):
         if not value:
             raise TypeError("cannot infer a D-Bus type for an empty dict; wrap it in Variant(sig, value)")
         ks = {_infer_signature(k) for k in value}
-        if len(ks) != 1 or len(next(iter(ks))) != 1:
+        if len(ks) != 1 or len(next(iter(ks))) != 1 or next(iter(ks)) == "v":
             raise TypeError("dict keys inside a variant must all be one basic type")
         vs = {_infer_signature(v) for v in value.values()}
         return "a{" + next(iter(ks)) + (next(iter(vs)) if len(vs) == 1 else "v") + "}"
@@ -442,70 +555,147 @@ cdef str _infer_signature(object value):
     raise TypeError(f"cannot infer a D-Bus type for {type(value).__name__}; wrap it in Variant(sig, value)")
 
 
+cdef Py_ssize_t _fixed_size(char t) noexcept nogil:
+    if t == b'y':
+        return 1
+    if t == b'n' or t == b'q':
+        return 2
+    if t == b'b' or t == b'i' or t == b'u':
+        return 4
+    return 8
+
+
+cdef int _append_fixed_array(sd_bus_message *m, char t, object value) except -1:
+    """An array of a fixed-size type, converted into one buffer (one sd-bus call)."""
+    cdef object seq = value if isinstance(value, (list, tuple)) else list(value)
+    cdef Py_ssize_t n = len(seq), k = 0, size = _fixed_size(t)
+    cdef char *buf = <char *>PyMem_Malloc(n * size + 8)
+    cdef int r
+    if buf == NULL:
+        raise MemoryError()
+    try:
+        for k in range(n):
+            item = seq[k]
+            if t == b'u':
+                (<uint32_t *>buf)[k] = <uint32_t>_int_in(item, t, 0, 0xffffffff)
+            elif t == b'i':
+                (<int32_t *>buf)[k] = <int32_t>_int_in(item, t, -0x80000000, 0x7fffffff)
+            elif t == b't':
+                (<uint64_t *>buf)[k] = _uint64_in(item)
+            elif t == b'x':
+                (<int64_t *>buf)[k] = <int64_t>_int_in(item, t, INT64_MIN, INT64_MAX)
+            elif t == b'y':
+                (<uint8_t *>buf)[k] = <uint8_t>_int_in(item, t, 0, 0xff)
+            elif t == b'b':
+                (<int32_t *>buf)[k] = _bool_in(item)
+            elif t == b'n':
+                (<int16_t *>buf)[k] = <int16_t>_int_in(item, t, -0x8000, 0x7fff)
+            elif t == b'q':
+                (<uint16_t *>buf)[k] = <uint16_t>_int_in(item, t, 0, 0xffff)
+            else:
+                (<double *>buf)[k] = _double_in(item)
+        r = sd_bus_message_append_array(m, t, buf, n * size)
+    except (TypeError, ValueError, OverflowError) as e:
+        _locate(e, f"[{k}]")
+        raise
+    finally:
+        PyMem_Free(buf)
+    return check(r)
+
+
+cdef int _append_dict(sd_bus_message *m, const char *contents, Py_ssize_t cn, object value) except -1:
+    # contents is "{kv}" (NUL-terminated), cn its length
+    cdef char entry[256]
+    cdef char kt = contents[1]
+    cdef Py_ssize_t en = cn - 2
+    if not hasattr(value, "items"):
+        raise TypeError(f"expected a mapping for 'a{contents.decode()}', got {type(value).__name__}")
+    _sub(entry, contents + 1, en)
+    check(sd_bus_message_open_container(m, b'a', contents))
+    for k, v in value.items():
+        check(sd_bus_message_open_container(m, b'e', entry))
+        try:
+            _append_basic(m, kt, k)
+        except (TypeError, ValueError, OverflowError) as e:
+            _locate(e, f" key {k!r}")
+            raise
+        try:
+            append_value(m, entry + 1, en - 1, v)
+        except (TypeError, ValueError, OverflowError) as e:
+            _locate(e, f"[{k!r}]")
+            raise
+        check(sd_bus_message_close_container(m))
+    return check(sd_bus_message_close_container(m))
+
+
 cdef int append_value(sd_bus_message *m, const char *sig, Py_ssize_t n, object value) except -1:
-    """Append one value of the complete type sig[:n]."""
+    """Append one value of the complete type sig[:n] (sig need not end there)."""
     cdef char t = sig[0]
-    cdef bytes contents, entry
-    cdef const char *cp
-    cdef Py_ssize_t kn, i, count
+    cdef char contents[256]
+    cdef Py_ssize_t i, k, kn, count
+    cdef bytes vsig
     cdef const unsigned char[::1] view
-    if _is_basic(t):
+    if n == 1 and t != b'v':
         return _append_basic(m, t, value)
     if t == b'a':
-        contents = sig[1:n]
-        cp = contents
-        if cp[0] == b'y' and isinstance(value, (bytes, bytearray, memoryview)):
-            view = value if not isinstance(value, memoryview) else value.cast("B")
+        _sub(contents, sig + 1, n - 1)
+        if n == 2 and t == b'a' and contents[0] == b'y' and isinstance(value, (bytes, bytearray, memoryview)):
+            if isinstance(value, memoryview):
+                value = value.cast("B") if value.c_contiguous else value.tobytes()
+            view = value
             if view.shape[0] == 0:
                 return check(sd_bus_message_append_array(m, b'y', b"", 0))
             return check(sd_bus_message_append_array(m, b'y', &view[0], view.shape[0]))
-        if cp[0] == b'{':
-            entry = contents[1:n - 2]
-            if not hasattr(value, "items"):
-                raise TypeError(f"expected a mapping for 'a{{{entry.decode()}}}', got {type(value).__name__}")
-            kn = _type_len(<const char *>entry + 1, 0)
-            check(sd_bus_message_open_container(m, b'a', cp))
-            for k, v in value.items():
-                check(sd_bus_message_open_container(m, b'e', entry))
-                _append_basic(m, cp[1], k)
-                append_value(m, <const char *>entry + 1, kn, v)
-                check(sd_bus_message_close_container(m))
-            return check(sd_bus_message_close_container(m))
-        if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+        if contents[0] == b'{':
+            return _append_dict(m, contents, n - 1, value)
+        if isinstance(value, (str, bytes, bytearray, dict)) or not hasattr(value, "__iter__"):
             raise TypeError(f"expected a list for 'a{contents.decode()}', got {type(value).__name__}")
-        check(sd_bus_message_open_container(m, b'a', cp))
-        for item in value:
-            append_value(m, cp, n - 1, item)
+        if n == 2 and _is_fixed(contents[0]):
+            return _append_fixed_array(m, contents[0], value)
+        check(sd_bus_message_open_container(m, b'a', contents))
+        i = 0
+        try:
+            for item in value:
+                append_value(m, contents, n - 1, item)
+                i += 1
+        except (TypeError, ValueError, OverflowError) as e:
+            _locate(e, f"[{i}]")
+            raise
         return check(sd_bus_message_close_container(m))
     if t == b'(':
-        contents = sig[1:n - 1]
-        cp = contents
+        _sub(contents, sig + 1, n - 2)
         if not isinstance(value, (tuple, list)):
             raise TypeError(f"expected a tuple for '({contents.decode()})', got {type(value).__name__}")
-        check(sd_bus_message_open_container(m, b'r', cp))
-        i = 0
         count = 0
-        while cp[i] != 0:
-            kn = _type_len(cp + i, 0)
-            if count >= len(value):
-                raise ValueError(f"struct '({contents.decode()})' needs more than {len(value)} members")
-            append_value(m, cp + i, kn, value[count])
-            i += kn
+        i = 0
+        while contents[i] != 0:
+            i += _type_len(contents + i, 0)
             count += 1
         if count != len(value):
             raise ValueError(f"struct '({contents.decode()})' has {count} members, got {len(value)}")
+        check(sd_bus_message_open_container(m, b'r', contents))
+        i = 0
+        k = 0
+        try:
+            while contents[i] != 0:
+                kn = _type_len(contents + i, 0)
+                append_value(m, contents + i, kn, value[k])
+                i += kn
+                k += 1
+        except (TypeError, ValueError, OverflowError) as e:
+            _locate(e, f"[{k}]")
+            raise
         return check(sd_bus_message_close_container(m))
     if t == b'v':
         if isinstance(value, Variant):
-            contents = (<Variant>value)._sig
+            vsig = (<Variant>value)._sig
             value = (<Variant>value).value
         else:
-            contents = _infer_signature(value).encode()
-        cp = contents
-        check(sd_bus_message_open_container(m, b'v', cp))
-        append_value(m, cp, PyBytes_GET_SIZE(contents), value)
+            vsig = _infer_signature(value).encode()
+        check(sd_bus_message_open_container(m, b'v', vsig))
+        append_value(m, vsig, PyBytes_GET_SIZE(vsig), value)
         return check(sd_bus_message_close_container(m))
-    raise ValueError(f"invalid type code {chr(t)!r} in signature")
+    raise ValueError(f"invalid type code {_tname(t)} in signature")
 
 
 cdef int append_args(sd_bus_message *m, object signature, object args) except -1:
@@ -517,16 +707,21 @@ cdef int append_args(sd_bus_message *m, object signature, object args) except -1
     cdef const char *p = sig
     cdef Py_ssize_t n, pos = 0, i = 0
     if not isinstance(args, (tuple, list)):
+        if isinstance(args, (str, bytes, dict)) or not hasattr(args, "__iter__"):
+            raise TypeError(f"args must be a tuple or list, got {type(args).__name__}")
         args = tuple(args)
     cdef Py_ssize_t nargs = len(args)
     while p[i] != 0:
         n = _type_len(p + i, 0)
         if pos >= nargs:
-            raise TypeError(f"signature {sig.decode()!r} needs more than {nargs} argument(s)")
+            raise TypeError(f"signature {sig.decode()!r} takes more than {nargs} argument(s)")
         try:
             append_value(m, p + i, n, args[pos])
         except (TypeError, ValueError, OverflowError) as e:
-            raise type(e)(f"argument {pos} ({p[i:i + n].decode()!r} of signature {sig.decode()!r}): {e}") from None
+            where = getattr(e, "_pystemd_where", "")
+            cls = OverflowError if isinstance(e, OverflowError) else TypeError if isinstance(e, TypeError) else ValueError
+            raise cls(f"argument {pos} ({p[i:i + n].decode()!r} of signature {sig.decode()!r})"
+                      f"{' at ' + where.lstrip() if where else ''}: {e}") from None
         i += n
         pos += 1
     if pos != nargs:
@@ -536,6 +731,10 @@ cdef int append_args(sd_bus_message *m, object signature, object args) except -1
 
 # ---------------------------------------------------------------------------
 # reading (D-Bus -> Python)
+#
+# Driven by the signature: containers are entered with the element signature
+# we already know (no peek, which allocates for containers), and arrays end
+# when sd-bus says "end of container" (read/enter returning 0).
 
 cdef union _Basic:
     uint8_t y
@@ -555,10 +754,8 @@ cdef inline str _str(const char *s):
     return PyUnicode_DecodeUTF8(s, strlen(s), NULL)
 
 
-cdef object _read_basic(sd_bus_message *m, char t):
-    cdef _Basic v
+cdef object _basic_value(char t, _Basic *v):
     cdef int fd
-    check(sd_bus_message_read_basic(m, t, &v))
     if t == b's' or t == b'o' or t == b'g':
         return _str(v.s)
     if t == b'u':
@@ -584,13 +781,26 @@ cdef object _read_basic(sd_bus_message *m, char t):
         if fd < 0:
             raise_errno(errno, "dup of received file descriptor")
         return UnixFD(fd)
-    raise ValueError(f"not a basic type: {chr(t)!r}")
+    raise ValueError(f"not a basic type: {_tname(t)}")
 
 
-cdef list _read_fixed_array(sd_bus_message *m, char t):
+cdef object _short_message():
+    return ValueError("message body ended before its signature did")
+
+
+cdef object _read_basic(sd_bus_message *m, char t):
+    cdef _Basic v
+    if check(sd_bus_message_read_basic(m, t, &v)) == 0:
+        raise _short_message()
+    return _basic_value(t, &v)
+
+
+cdef list _read_fixed_array(sd_bus_message *m, char t, bint *end):
     cdef const void *ptr = NULL
     cdef size_t size = 0, k
-    check(sd_bus_message_read_array(m, t, &ptr, &size))
+    if check(sd_bus_message_read_array(m, t, &ptr, &size)) == 0:
+        end[0] = True
+        return None
     if t == b'u':
         return [(<const uint32_t *>ptr)[k] for k in range(size // 4)]
     if t == b'i':
@@ -607,69 +817,176 @@ cdef list _read_fixed_array(sd_bus_message *m, char t):
         return [(<const int16_t *>ptr)[k] for k in range(size // 2)]
     if t == b'q':
         return [(<const uint16_t *>ptr)[k] for k in range(size // 2)]
-    raise ValueError(f"not a fixed-size type: {chr(t)!r}")
+    raise ValueError(f"not a fixed-size type: {_tname(t)}")
+
+
+cdef object _read_variant(sd_bus_message *m, int flags, bint *end):
+    cdef char t = 0
+    cdef const char *c = NULL
+    cdef char inner[256]
+    cdef Py_ssize_t n
+    cdef bint e2 = False
+    if check(sd_bus_message_peek_type(m, &t, &c)) == 0:
+        end[0] = True
+        return None
+    if t != b'v' or c == NULL:
+        raise ValueError(f"expected a variant in the message, found {_tname(t)}")
+    n = strlen(c)
+    if n > 255:
+        raise ValueError("variant signature longer than 255 characters")
+    _sub(inner, c, n)
+    check(sd_bus_message_enter_container(m, b'v', inner))
+    value = _read_elem(m, inner, n, flags, &e2)
+    if e2:
+        raise _short_message()
+    check(sd_bus_message_exit_container(m))
+    if flags & READ_KEEP_VARIANTS:
+        return _make_variant(inner, value)
+    return value
+
+
+cdef dict _read_dict_body(sd_bus_message *m, const char *contents, Py_ssize_t cn, int flags):
+    # inside an 'a{kv}' array; contents is "{kv}"
+    cdef char entry[256]
+    cdef char kt = contents[1]
+    cdef Py_ssize_t en = cn - 2
+    cdef dict d = {}
+    cdef _Basic kv
+    cdef bint e2 = False
+    _sub(entry, contents + 1, en)
+    while check(sd_bus_message_enter_container(m, b'e', entry)) > 0:
+        if check(sd_bus_message_read_basic(m, kt, &kv)) == 0:
+            raise _short_message()
+        k = _basic_value(kt, &kv)
+        v = _read_elem(m, entry + 1, en - 1, flags, &e2)
+        if e2:
+            raise _short_message()
+        check(sd_bus_message_exit_container(m))
+        d[k] = v
+    return d
+
+
+cdef object _read_array_body(sd_bus_message *m, const char *contents, Py_ssize_t cn, int flags):
+    # inside an array container whose element type is contents[:cn]
+    cdef list items = []
+    cdef bint end = False
+    cdef _Basic v
+    cdef char t = contents[0]
+    if t == b'{':
+        return _read_dict_body(m, contents, cn, flags)
+    if cn == 1 and t != b'v':
+        while check(sd_bus_message_read_basic(m, t, &v)) > 0:
+            items.append(_basic_value(t, &v))
+        return items
+    while True:
+        x = _read_elem(m, contents, cn, flags, &end)
+        if end:
+            return items
+        items.append(x)
+
+
+cdef tuple _read_struct_body(sd_bus_message *m, const char *contents, int flags):
+    cdef list items = []
+    cdef Py_ssize_t i = 0, kn
+    cdef bint end = False
+    while contents[i] != 0:
+        kn = _type_len(contents + i, 0)
+        items.append(_read_elem(m, contents + i, kn, flags, &end))
+        if end:
+            raise _short_message()
+        i += kn
+    return tuple(items)
+
+
+cdef object _read_elem(sd_bus_message *m, const char *sig, Py_ssize_t n, int flags, bint *end):
+    """Read one value of complete type sig[:n]; set end[0] at the end of the container."""
+    cdef char t = sig[0]
+    cdef char contents[256]
+    cdef _Basic v
+    if n == 1 and t != b'v':
+        if check(sd_bus_message_read_basic(m, t, &v)) == 0:
+            end[0] = True
+            return None
+        return _basic_value(t, &v)
+    if t == b'v':
+        return _read_variant(m, flags, end)
+    if t == b'a':
+        if n == 2 and sig[1] == b'y':
+            return _read_bytes(m, end)
+        if n == 2 and _is_fixed(sig[1]):
+            return _read_fixed_array(m, sig[1], end)
+        _sub(contents, sig + 1, n - 1)
+        if check(sd_bus_message_enter_container(m, b'a', contents)) == 0:
+            end[0] = True
+            return None
+        value = _read_array_body(m, contents, n - 1, flags)
+        check(sd_bus_message_exit_container(m))
+        return value
+    if t == b'(':
+        _sub(contents, sig + 1, n - 2)
+        if check(sd_bus_message_enter_container(m, b'r', contents)) == 0:
+            end[0] = True
+            return None
+        value = _read_struct_body(m, contents, flags)
+        check(sd_bus_message_exit_container(m))
+        return value
+    raise ValueError(f"invalid type code {_tname(t)} in signature")
+
+
+cdef object _read_bytes(sd_bus_message *m, bint *end):
+    cdef const void *ptr = NULL
+    cdef size_t size = 0
+    if check(sd_bus_message_read_array(m, b'y', &ptr, &size)) == 0:
+        end[0] = True
+        return None
+    return PyBytes_FromStringAndSize(<const char *>ptr, size) if size else b""
 
 
 cdef object read_value(sd_bus_message *m, char t, const char *contents, int flags):
     """Read the next value, whose type ``t``/``contents`` peek_type returned."""
-    cdef const void *ptr = NULL
-    cdef size_t size = 0
-    cdef char et = 0, kt = 0
-    cdef const char *ec = NULL
-    cdef list items
-    cdef dict d
-    cdef int r
+    cdef char c[256]
+    cdef Py_ssize_t n
+    cdef bint end = False
     if t == b'a':
-        if contents[0] == b'y':
-            check(sd_bus_message_read_array(m, b'y', &ptr, &size))
-            return PyBytes_FromStringAndSize(<const char *>ptr, size) if size else b""
-        if contents[0] in b"uitxdbnq":
-            return _read_fixed_array(m, contents[0])
-        check(sd_bus_message_enter_container(m, b'a', contents))
-        if contents[0] == b'{':
-            d = {}
-            while True:
-                r = check(sd_bus_message_peek_type(m, &et, &ec))
-                if r == 0:
-                    break
-                check(sd_bus_message_enter_container(m, b'e', ec))
-                check(sd_bus_message_peek_type(m, &kt, NULL))
-                k = _read_basic(m, kt)
-                check(sd_bus_message_peek_type(m, &et, &ec))
-                d[k] = read_value(m, et, ec, flags)
-                check(sd_bus_message_exit_container(m))
+        n = strlen(contents)
+        if n == 1 and contents[0] == b'y':
+            value = _read_bytes(m, &end)
+        elif n == 1 and _is_fixed(contents[0]):
+            value = _read_fixed_array(m, contents[0], &end)
+        else:
+            _sub(c, contents, n)
+            if check(sd_bus_message_enter_container(m, b'a', c)) == 0:
+                raise _short_message()
+            value = _read_array_body(m, c, n, flags)
             check(sd_bus_message_exit_container(m))
-            return d
-        items = []
-        while True:
-            r = check(sd_bus_message_peek_type(m, &et, &ec))
-            if r == 0:
-                break
-            items.append(read_value(m, et, ec, flags))
+            return value
+    elif t == b'r':
+        _sub(c, contents, strlen(contents))
+        if check(sd_bus_message_enter_container(m, b'r', c)) == 0:
+            raise _short_message()
+        value = _read_struct_body(m, c, flags)
         check(sd_bus_message_exit_container(m))
-        return items
-    if t == b'r':
-        check(sd_bus_message_enter_container(m, b'r', contents))
-        items = []
-        while True:
-            r = check(sd_bus_message_peek_type(m, &et, &ec))
-            if r == 0:
-                break
-            items.append(read_value(m, et, ec, flags))
-        check(sd_bus_message_exit_container(m))
-        return tuple(items)
-    if t == b'v':
-        check(sd_bus_message_enter_container(m, b'v', contents))
-        check(sd_bus_message_peek_type(m, &et, &ec))
-        value = read_value(m, et, ec, flags)
-        check(sd_bus_message_exit_container(m))
-        if flags & READ_KEEP_VARIANTS:
-            return Variant(_str(contents), value)
         return value
-    return _read_basic(m, t)
+    elif t == b'v':
+        value = _read_variant(m, flags, &end)
+    elif t == b'e':
+        n = strlen(contents)
+        _sub(c, contents, n)
+        if check(sd_bus_message_enter_container(m, b'e', c)) == 0:
+            raise _short_message()
+        k = _read_basic(m, c[0])
+        value = (k, _read_elem(m, c + 1, n - 1, flags, &end))
+        if not end:
+            check(sd_bus_message_exit_container(m))
+    else:
+        value = _read_elem(m, &t, 1, flags, &end)
+    if end:
+        raise _short_message()
+    return value
 
 
 cdef tuple read_body(sd_bus_message *m, int flags):
+    """Read the rest of the message body as a tuple."""
     cdef char t = 0
     cdef const char *c = NULL
     cdef list out = []
@@ -678,8 +995,42 @@ cdef tuple read_body(sd_bus_message *m, int flags):
     return tuple(out)
 
 
+cdef object _read_get_reply(sd_bus_message *reply, int flags):
+    # the body of a Properties.Get reply: one variant
+    cdef bint end = False
+    value = _read_variant(reply, flags, &end)
+    if end:
+        raise ValueError("Properties.Get returned an empty reply")
+    return value
+
+
+cdef dict _read_getall_reply(sd_bus_message *reply, object names, int flags):
+    """The a{sv} of a GetAll reply; with names, values of the others are skipped."""
+    cdef dict d = {}
+    cdef const char *k = NULL
+    cdef bint end = False
+    cdef char t = 0
+    cdef const char *c = NULL
+    if check(sd_bus_message_peek_type(reply, &t, &c)) == 0 or t != b'a' or c == NULL or strcmp(c, b"{sv}") != 0:
+        raise ValueError("Properties.GetAll did not return a{sv}")
+    check(sd_bus_message_enter_container(reply, b'a', b"{sv}"))
+    while check(sd_bus_message_enter_container(reply, b'e', b"sv")) > 0:
+        if check(sd_bus_message_read_basic(reply, b's', &k)) == 0:
+            raise _short_message()
+        key = _str(k)
+        if names is not None and key not in names:
+            check(sd_bus_message_skip(reply, b"v"))
+        else:
+            d[key] = _read_variant(reply, flags, &end)
+            if end:
+                raise _short_message()
+        check(sd_bus_message_exit_container(reply))
+    check(sd_bus_message_exit_container(reply))
+    return d
+
+
 # ---------------------------------------------------------------------------
-# the connection
+# messages
 
 cdef struct _Pending:
     sd_bus_message *reply
@@ -714,9 +1065,18 @@ cdef class Message:
         return self
 
     def __dealloc__(self):
-        if self.m != NULL:
-            sd_bus_message_unref(self.m)
-            self.m = NULL
+        cdef object pending
+        if self.m == NULL:
+            return
+        if _nogil_busy:
+            # another thread may be driving this message's bus without the GIL
+            pending = _nogil_busy.get(<size_t>sd_bus_message_get_bus(self.m))
+            if pending is not None:
+                pending.append(<size_t>self.m)
+                self.m = NULL
+                return
+        sd_bus_message_unref(self.m)
+        self.m = NULL
 
     cdef str _hdr(self, const char *v):
         return None if v == NULL else _str(v)
@@ -758,6 +1118,14 @@ cdef class Message:
             return None
         return c
 
+    @property
+    def error(self):
+        """For an error reply: the exception it stands for; else None."""
+        cdef const sd_bus_error *e = sd_bus_message_get_error(self.m)
+        if e == NULL or e.name == NULL:
+            return None
+        return bus_error_from(e, -sd_bus_message_get_errno(self.m))
+
     def body(self, *, int flags=0):
         """The payload as a tuple (read from the start each time)."""
         check(sd_bus_message_rewind(self.m, 1))
@@ -785,14 +1153,290 @@ cdef inline const char *_name(object value, str what) except NULL:
 
 cdef inline uint64_t _timeout_usec(object timeout) except? 0:
     if timeout is None:
-        return 0  # sd-bus default (25 s, or sd_bus_set_method_call_timeout)
+        return 0  # sd-bus default (25 s, or Bus.method_call_timeout)
+    if isinstance(timeout, (str, bytes)):
+        raise TypeError(f"timeout must be a number of seconds or None, got {type(timeout).__name__}")
     t = float(timeout)
     if t != t or t <= 0:
         raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
     if t == float("inf") or t > 1.8e13:
         return UINT64_MAX
-    return max(<uint64_t>(t * 1e6), 1)
+    cdef uint64_t usec = <uint64_t>(t * 1e6)
+    return usec if usec > 0 else 1
 
+
+# ---------------------------------------------------------------------------
+# match slots
+
+cdef class Slot:
+    """A registered match rule. ``remove()`` (or leaving ``with``) unregisters it.
+
+    The callback is kept alive by sd-bus until the match is removed or the bus
+    is closed; dropping the Slot object does not remove the match.
+    """
+
+    def __cinit__(self):
+        self.slot = NULL
+        self._bus_ref = None
+        self.callback = None
+        self.rule = ""
+        self._install_done = 0
+        self._install_reply = NULL
+
+    def __init__(self):
+        raise TypeError("Slot objects are made by Bus.add_match() / Bus.match_signal()")
+
+    @property
+    def active(self):
+        """True until the match is removed or its bus closed."""
+        return self.slot != NULL
+
+    def remove(self):
+        """Remove the match (idempotent). Callbacks already queued still run."""
+        cdef Bus bus
+        if self.slot == NULL:
+            return
+        b = self._bus_ref() if self._bus_ref is not None else None
+        if b is None:
+            return
+        bus = <Bus>b
+        if bus._gen != _fork_generation or bus.bus == NULL:
+            return
+        bus.acquire()
+        try:
+            if self.slot != NULL:
+                sd_bus_slot_unref(self.slot)  # the destroy callback clears self.slot
+                self.slot = NULL
+            bus._slots.discard(self)
+        finally:
+            bus.release()
+
+    def close(self):
+        """The same as remove()."""
+        self.remove()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+    def __repr__(self):
+        return f"<Slot {'active' if self.slot != NULL else 'removed'} {self.rule!r}>"
+
+    def __dealloc__(self):
+        if self._install_reply != NULL:
+            sd_bus_message_unref(self._install_reply)
+            self._install_reply = NULL
+
+
+cdef void _on_slot_destroy(void *userdata) noexcept with gil:
+    # sd-bus is done with the slot: drop the reference the registration took.
+    cdef Slot s = <Slot>userdata
+    s.slot = NULL
+    try:
+        b = s._bus_ref() if s._bus_ref is not None else None
+        if b is not None and (<Bus>b)._slots is not None:
+            (<Bus>b)._slots.discard(s)
+    except BaseException:
+        pass
+    Py_DECREF(s)
+
+
+cdef int _on_match(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) noexcept with gil:
+    # Never run Python callbacks inside sd-bus's dispatch: queue them for process().
+    cdef Slot s = <Slot>userdata
+    cdef Bus bus
+    b = s._bus_ref()
+    if b is None:
+        return 0
+    bus = <Bus>b
+    try:
+        bus._deferred.append((s.callback, Message.wrap(m)))
+    except BaseException as e:  # MemoryError
+        bus.park_exception(e)
+    return 0
+
+
+cdef int _on_match_installed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) noexcept with gil:
+    cdef Slot s = <Slot>userdata
+    if s._install_reply == NULL:
+        s._install_reply = sd_bus_message_ref(m)
+    s._install_done = 1
+    return 0
+
+
+cdef str _rule_value(object value, str what):
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be str or None, got {type(value).__name__}")
+    if "'" in value or "\\" in value or "\0" in value:
+        raise ValueError(f"invalid {what} {value!r}")
+    return value
+
+
+# ---------------------------------------------------------------------------
+# pipelined calls: the C side runs without Python objects (and without the GIL)
+
+cdef struct _BCall:
+    sd_bus_message *m
+    sd_bus_message *reply
+    sd_bus_slot *slot
+    void *batch
+    Py_ssize_t idx
+    int state      # 0 to send, 1 in flight, 2 replied, 3 failed locally (err)
+    int err
+    int resend     # m was sent once (refused with LimitsExceeded): send a copy
+
+
+cdef struct _Batch:
+    _BCall *calls
+    Py_ssize_t n
+    Py_ssize_t cursor
+    Py_ssize_t in_flight
+    Py_ssize_t finished
+    Py_ssize_t window
+    Py_ssize_t limit_hits
+    uint64_t usec
+    int retry_limits
+    int idle_hits
+
+
+cdef int _on_batch_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) noexcept nogil:
+    cdef _BCall *c = <_BCall *>userdata
+    cdef _Batch *b = <_Batch *>c.batch
+    b.in_flight -= 1
+    if b.retry_limits and sd_bus_message_is_method_error(m, _LIMITS_EXCEEDED) > 0:
+        # The daemon's pending-reply cap: it accepted what is still in flight.
+        # Shrink the window to that and send this one again later; give up
+        # when the cap is hit with nothing of ours in flight (someone else on
+        # this connection holds the slots).
+        if b.in_flight > 0 or b.idle_hits < 3:
+            if b.in_flight == 0:
+                b.idle_hits += 1
+            b.window = b.in_flight if b.in_flight > 0 else 1
+            b.limit_hits += 1
+            c.state = 0
+            c.resend = 1
+            if c.idx < b.cursor:
+                b.cursor = c.idx
+            return 0
+    c.reply = sd_bus_message_ref(m)
+    c.state = 2
+    b.finished += 1
+    return 0
+
+
+cdef int _clone_call(sd_bus *bus, sd_bus_message *old, sd_bus_message **out) noexcept nogil:
+    cdef sd_bus_message *n = NULL
+    cdef int r = sd_bus_message_new_method_call(
+        bus, &n, sd_bus_message_get_destination(old), sd_bus_message_get_path(old),
+        sd_bus_message_get_interface(old), sd_bus_message_get_member(old))
+    if r >= 0:
+        r = sd_bus_message_rewind(old, 1)
+    if r >= 0:
+        r = sd_bus_message_copy(n, old, 1)
+    if r >= 0:
+        r = sd_bus_message_set_auto_start(n, sd_bus_message_get_auto_start(old))
+    if r >= 0:
+        r = sd_bus_message_set_allow_interactive_authorization(
+            n, sd_bus_message_get_allow_interactive_authorization(old))
+    if r < 0:
+        if n != NULL:
+            sd_bus_message_unref(n)
+        return r
+    out[0] = n
+    return 0
+
+
+cdef void _batch_fail_rest(_Batch *b, int err) noexcept nogil:
+    cdef Py_ssize_t k
+    for k in range(b.n):
+        if b.calls[k].state == 0:
+            b.calls[k].state = 3
+            b.calls[k].err = err
+            b.finished += 1
+
+
+cdef int _batch_send(sd_bus *bus, _Batch *b) noexcept nogil:
+    cdef _BCall *c
+    cdef uint64_t queued = 0
+    cdef sd_bus_message *nm = NULL
+    cdef int r
+    while b.in_flight < b.window and b.cursor < b.n:
+        c = &b.calls[b.cursor]
+        if c.state != 0:
+            b.cursor += 1
+            continue
+        # backpressure: while sd-bus holds unwritten messages (the socket
+        # buffer is full) queue nothing more
+        if sd_bus_get_n_queued_write(bus, &queued) >= 0 and queued > 0:
+            return 0
+        if c.resend:
+            r = _clone_call(bus, c.m, &nm)
+            if r < 0:
+                c.state = 3
+                c.err = r
+                b.finished += 1
+                b.cursor += 1
+                continue
+            sd_bus_message_unref(c.m)
+            c.m = nm
+            c.resend = 0
+            if c.slot != NULL:
+                sd_bus_slot_unref(c.slot)
+                c.slot = NULL
+        r = sd_bus_call_async(bus, &c.slot, c.m, _on_batch_reply, c, b.usec)
+        if r == -ENOBUFS:
+            return 0  # sd-bus's write queue is full: wait for it to drain
+        if r < 0:
+            c.state = 3
+            c.err = r
+            b.finished += 1
+            b.cursor += 1
+            if sd_bus_is_open(bus) <= 0:
+                _batch_fail_rest(b, r)
+                return r
+            continue
+        c.state = 1
+        b.in_flight += 1
+        b.cursor += 1
+    return 0
+
+
+cdef int _batch_pump(sd_bus *bus, _Batch *b, long long budget_us) noexcept nogil:
+    """Drive the batch: 1 when every call finished, 0 when budget_us ran out
+    (budget_us < 0: no budget, block), <0 on a bus error (-EINTR included)."""
+    cdef uint64_t t0
+    cdef int r
+    while True:
+        r = _batch_send(bus, b)
+        if b.finished >= b.n:
+            return 1
+        r = sd_bus_process(bus, NULL)
+        if r < 0:
+            return r
+        if b.finished >= b.n:
+            return 1
+        if r > 0:
+            continue
+        if budget_us >= 0:
+            if budget_us == 0:
+                return 0
+            t0 = _now_us()
+            r = _poll_once(bus, budget_us)
+            budget_us -= <long long>(_now_us() - t0)
+            if budget_us < 0:
+                budget_us = 0
+        else:
+            r = sd_bus_wait(bus, UINT64_MAX)
+        if r < 0:
+            return r
+
+
+# ---------------------------------------------------------------------------
+# the connection
 
 cdef class Bus:
     """One sd-bus connection. Use the façade ``pystemd.bus.Bus`` to open one."""
@@ -809,27 +1453,38 @@ cdef class Bus:
         self.gil_hold_us = DEFAULT_GIL_HOLD_US
         self._deferred = []
         self._exc = None
+        self._more_exc = []
+        self._slots = set()
         self._in_call = 0
+        self.shared = False
         self._gen = _fork_generation
 
     # -- opening -------------------------------------------------------------
 
     def _open(self, str kind, object arg=None, bint bus_client=True, object description=None):
-        """Open the connection: kind is system, user, address, remote or machine."""
+        """Open the connection.
+
+        kind: ``system``, ``user``, ``address`` (arg: the address; bus_client
+        False for a peer-to-peer socket), ``remote`` (arg: [user@]host[:port][/machine]),
+        ``machine`` / ``user_machine`` (arg: a container name, [user@]name).
+        """
         cdef sd_bus *b = NULL
         cdef int r
         cdef const char *a = NULL
+        cdef const char *dsc = NULL
         if self.bus != NULL:
             raise RuntimeError("bus is already open")
         if arg is not None:
             a = _name(arg, kind)
+        if description is not None:
+            dsc = _name(description, "description")
         if kind == "system":
             with nogil:
-                r = sd_bus_open_system(&b)
+                r = sd_bus_open_system_with_description(&b, dsc)
             what = "system bus at " + _os.environ.get("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/run/dbus/system_bus_socket")
         elif kind == "user":
             with nogil:
-                r = sd_bus_open_user(&b)
+                r = sd_bus_open_user_with_description(&b, dsc)
             what = "user bus at " + _os.environ.get("DBUS_SESSION_BUS_ADDRESS", "$XDG_RUNTIME_DIR/bus")
         elif kind == "remote":
             with nogil:
@@ -839,6 +1494,10 @@ cdef class Bus:
             with nogil:
                 r = sd_bus_open_system_machine(&b, a)
             what = f"system bus of machine {arg!r}"
+        elif kind == "user_machine":
+            with nogil:
+                r = sd_bus_open_user_machine(&b, a)
+            what = f"user bus of machine {arg!r}"
         elif kind == "address":
             r = sd_bus_new(&b)
             if r >= 0:
@@ -847,6 +1506,8 @@ cdef class Bus:
                 r = sd_bus_set_bus_client(b, bus_client)
             if r >= 0:
                 r = sd_bus_negotiate_fds(b, 1)
+            if r >= 0 and dsc != NULL:
+                r = sd_bus_set_description(b, dsc)
             if r >= 0:
                 with nogil:
                     r = sd_bus_start(b)
@@ -857,36 +1518,57 @@ cdef class Bus:
             if b != NULL:
                 sd_bus_unref(b)
             check_ctx(r, what)
-        if description is not None:
-            sd_bus_set_description(b, _name(description, "description"))
+        if dsc != NULL and kind in ("remote", "machine", "user_machine"):
+            r = sd_bus_set_description(b, dsc)
+            if r < 0:
+                sd_bus_unref(b)
+                check_ctx(r, "sd_bus_set_description")
         self.bus = b
         self._gen = _fork_generation
         self.kind = kind
-        self.description = arg
+        self.description = arg if description is None else description
 
-    # -- callbacks -----------------------------------------------------------
+    # -- callbacks (the contract with the serving / asyncio modules) ----------
 
     cdef int defer(self, object fn) except -1:
-        """Queue fn() to run at the start of the next process()."""
+        """Queue fn() to run from the next process() (not inside sd-bus's dispatch)."""
         self._deferred.append(fn)
         return 0
 
     cdef void park_exception(self, object exc) noexcept:
-        """Keep the first exception a callback raised; process() re-raises it."""
+        """Keep an exception a callback raised; process() re-raises it (in order)."""
         if self._exc is None:
             self._exc = exc
+        else:
+            self._more_exc.append(exc)
 
     cdef int run_deferred(self) except -1:
+        """Run queued callbacks. Stops at the first one that raises (which is
+        parked); the rest stay queued for the next process()."""
         cdef list todo
+        cdef Py_ssize_t k, n
         while self._deferred:
             todo = self._deferred
             self._deferred = []
-            for fn in todo:
+            n = len(todo)
+            for k in range(n):
+                item = todo[k]
                 try:
-                    fn()
+                    if type(item) is tuple:
+                        (<tuple>item)[0]((<tuple>item)[1])
+                    else:
+                        item()
                 except BaseException as e:
                     self.park_exception(e)
+                    self._deferred[:0] = todo[k + 1:]
+                    return 0
         return 0
+
+    cdef object _take_exception(self):
+        exc = self._exc
+        if exc is not None:
+            self._exc = self._more_exc.pop(0) if self._more_exc else None
+        return exc
 
     # -- lifetime ------------------------------------------------------------
 
@@ -921,9 +1603,23 @@ cdef class Bus:
             self._owner = 0
             PyThread_release_lock(self._lock)
 
+    cdef void _drop_slots(self) noexcept:
+        # remove every match this Bus registered (their callbacks are released)
+        cdef Slot s
+        if not self._slots:
+            return
+        for x in list(self._slots):
+            s = <Slot>x
+            if s.slot != NULL:
+                sd_bus_slot_unref(s.slot)
+                s.slot = NULL
+        self._slots.clear()
+
     def close(self):
         """Flush and close the connection. Safe to call more than once."""
         cdef sd_bus *b
+        cdef int r
+        cdef list pending
         if self._gen != _fork_generation:
             self.bus = NULL  # the parent's connection: leave it alone in the child
             return
@@ -934,10 +1630,15 @@ cdef class Bus:
             if self._depth > 1:
                 raise RuntimeError("cannot close a bus from inside one of its own callbacks")
             b = self.bus
-            self.bus = NULL
-            if b != NULL:
+            self._drop_slots()
+            pending = _busy_enter(b)
+            try:
                 with nogil:
-                    sd_bus_flush_close_unref(b)
+                    r = sd_bus_flush(b)  # errors here only mean nothing more can be sent
+            finally:
+                _busy_exit(b, pending)
+            self.bus = NULL
+            sd_bus_close_unref(b)
             self._deferred = []
         finally:
             self.release()
@@ -947,12 +1648,14 @@ cdef class Bus:
         return self.bus == NULL
 
     def __del__(self):
-        if self.bus != NULL and self._gen == _fork_generation and not self.shared:
-            try:
-                _warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self)
-            except Exception:
-                pass
         if self.bus != NULL and self._gen == _fork_generation:
+            if not self.shared:
+                try:
+                    _warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self)
+                except Exception:
+                    pass
+            if self._depth == 0:
+                self._drop_slots()
             sd_bus_close_unref(self.bus)
             self.bus = NULL
 
@@ -968,31 +1671,50 @@ cdef class Bus:
     # -- event-loop primitives ----------------------------------------------
 
     def fileno(self):
-        self.ensure_open()
-        return check(sd_bus_get_fd(self.bus))
+        """The connection's fd, for select/poll/epoll (it does not change)."""
+        cdef int r
+        self.acquire()
+        r = sd_bus_get_fd(self.bus)
+        self.release()
+        return check(r)
 
     def get_events(self):
         """poll() events the bus waits for (POLLIN, plus POLLOUT while sending)."""
-        self.ensure_open()
-        return check(sd_bus_get_events(self.bus))
+        cdef int r
+        self.acquire()
+        r = sd_bus_get_events(self.bus)
+        self.release()
+        return check(r)
 
     def get_timeout(self):
         """Absolute CLOCK_MONOTONIC deadline in µs for the next process(), or None.
 
-        0 means "call process() now" (messages are already queued).
+        0 means "call process() now" (messages, callbacks or an exception are
+        already queued).
         """
         cdef uint64_t t = 0
-        self.ensure_open()
-        check(sd_bus_get_timeout(self.bus, &t))
+        cdef int r
+        if self._deferred or self._exc is not None:
+            self.ensure_open()
+            return 0
+        self.acquire()
+        r = sd_bus_get_timeout(self.bus, &t)
+        self.release()
+        check(r)
         if t == UINT64_MAX:
             return None
-        if self._deferred:
-            return 0
         return t
 
     def process(self):
-        """Process one pending event; True if something was done (call again)."""
+        """Process one pending message and run the callbacks it queued.
+
+        Returns True if something was done (call again), False when idle. An
+        exception raised by a callback is re-raised here, with its traceback.
+        """
         cdef int r = 0
+        exc = self._take_exception()
+        if exc is not None:
+            raise exc
         self.acquire()
         try:
             if self._deferred:
@@ -1000,11 +1722,12 @@ cdef class Bus:
                 r = 1
             else:
                 r = sd_bus_process(self.bus, NULL)
+                if r >= 0 and self._deferred:
+                    self.run_deferred()
         finally:
             self.release()
-        exc = self._exc
+        exc = self._take_exception()
         if exc is not None:
-            self._exc = None
             raise exc
         check_ctx(r, "sd_bus_process")
         return r > 0
@@ -1014,10 +1737,17 @@ cdef class Bus:
 
         Returns True if woken by activity, False on timeout.
         """
-        cdef uint64_t usec = UINT64_MAX if timeout is None else <uint64_t>(max(float(timeout), 0) * 1e6)
+        cdef uint64_t usec = UINT64_MAX
         cdef int r
+        if timeout is not None:
+            t = float(timeout)
+            if t != t:
+                raise ValueError("timeout must be a number of seconds or None")
+            usec = <uint64_t>(max(t, 0.0) * 1e6) if t < 1.8e13 else UINT64_MAX
         self.acquire()
         try:
+            if self._deferred or self._exc is not None:
+                return True
             while True:
                 with nogil:
                     r = sd_bus_wait(self.bus, usec)
@@ -1030,11 +1760,19 @@ cdef class Bus:
         return check_ctx(r, "sd_bus_wait") > 0
 
     def flush(self):
+        """Write out everything queued (GIL released while the socket is full)."""
         cdef int r
+        cdef list pending
+        cdef sd_bus *b
         self.acquire()
         try:
-            with nogil:
-                r = sd_bus_flush(self.bus)
+            b = self.bus
+            pending = _busy_enter(b)
+            try:
+                with nogil:
+                    r = sd_bus_flush(b)
+            finally:
+                _busy_exit(b, pending)
         finally:
             self.release()
         check_ctx(r, "sd_bus_flush")
@@ -1046,14 +1784,21 @@ cdef class Bus:
         cdef int r
         self.acquire()
         try:
-            with nogil:
-                r = sd_bus_get_unique_name(self.bus, &u)
+            if sd_bus_is_bus_client(self.bus) <= 0:
+                return None
+            r = sd_bus_get_unique_name(self.bus, &u)
         finally:
             self.release()
-        if r == -ENOTCONN or r == -EINVAL:
+        if r == -ENOTCONN:
             return None
-        check(r)
+        check_ctx(r, "sd_bus_get_unique_name")
         return _str(u)
+
+    @property
+    def is_bus_client(self):
+        """False for a peer-to-peer connection (no dbus-daemon in between)."""
+        self.ensure_open()
+        return check(sd_bus_is_bus_client(self.bus)) > 0
 
     @property
     def address(self):
@@ -1061,6 +1806,20 @@ cdef class Bus:
         self.ensure_open()
         check(sd_bus_get_address(self.bus, &a))
         return _str(a)
+
+    @property
+    def method_call_timeout(self):
+        """The default timeout of calls on this bus, in seconds (sd-bus: 25 s)."""
+        cdef uint64_t usec = 0
+        self.ensure_open()
+        check(sd_bus_get_method_call_timeout(self.bus, &usec))
+        return usec / 1e6
+
+    @method_call_timeout.setter
+    def method_call_timeout(self, value):
+        cdef uint64_t usec = _timeout_usec(value)
+        self.ensure_open()
+        check(sd_bus_set_method_call_timeout(self.bus, usec))
 
     # -- calls ---------------------------------------------------------------
 
@@ -1091,12 +1850,9 @@ cdef class Bus:
 
     cdef int wait_until(self, int *done, uint64_t deadline_us) except -1:
         """Drive the bus until done[0] is set (the lock must be held)."""
-        cdef int r
-        cdef long long spin = self.gil_hold_us
-        cdef uint64_t t0
         self._in_call += 1
         try:
-            self._wait_loop(done, spin)
+            self._wait_loop(done, self.gil_hold_us)
         finally:
             self._in_call -= 1
         return 0
@@ -1117,6 +1873,8 @@ cdef class Bus:
                 r = _poll_once(self.bus, spin)
                 spin -= <long long>(_now_us() - t0)
             else:
+                # sd_bus_wait only polls (it changes nothing in the sd_bus),
+                # so another thread may drop messages meanwhile
                 with nogil:
                     r = sd_bus_wait(self.bus, UINT64_MAX)
             if r == -EINTR:
@@ -1132,8 +1890,22 @@ cdef class Bus:
         """
         cdef _Pending p
         cdef sd_bus_slot *slot = NULL
-        cdef sd_bus_message *reply
+        cdef sd_bus_message *reply = NULL
+        cdef sd_bus_error err = SD_BUS_ERROR_NULL
         cdef int r
+        if sd_bus_get_current_message(self.bus) != NULL:
+            # Called from inside sd-bus's dispatch (a C callback of another
+            # module ran Python code inline): sd_bus_process() may not recurse,
+            # so use sd-bus's own synchronous call, which only reads.
+            with nogil:
+                r = sd_bus_call(self.bus, m, usec, &err, &reply)
+            if r < 0:
+                try:
+                    exc = bus_error_from(&err, r)
+                finally:
+                    sd_bus_error_free(&err)
+                raise exc
+            return reply
         p.reply = NULL
         p.done = 0
         r = sd_bus_call_async(self.bus, &slot, m, _on_reply, &p, usec)
@@ -1155,16 +1927,19 @@ cdef class Bus:
         return reply
 
     def call(self, destination, path, interface, member, signature="", args=(),
-             *, timeout=None, int flags=0):
+             *, timeout=None, int flags=0, bint no_reply=False, bint interactive=False):
         """Call a method and return its reply body as a tuple.
 
         ``signature`` describes ``args``; plain Python values are converted
         (see docs/bus.md for the type table). ``timeout`` is in seconds
-        (None: sd-bus's default of 25 s). ``flags`` takes READ_KEEP_VARIANTS.
+        (None: the bus default, 25 s). ``flags`` takes KEEP_VARIANTS.
+        ``no_reply=True`` sends without waiting (returns None);
+        ``interactive=True`` allows polkit to ask the user.
         """
         cdef sd_bus_message *m = NULL
         cdef sd_bus_message *reply = NULL
         cdef uint64_t usec = _timeout_usec(timeout)
+        cdef uint64_t queued = 0
         self.acquire()
         try:
             m = self.new_method_call(destination, path, interface, member)
@@ -1172,6 +1947,14 @@ cdef class Bus:
                 append_args(m, signature, args)
             elif args:
                 raise TypeError(f"{len(args)} argument(s) given but the signature is empty")
+            if interactive:
+                check(sd_bus_message_set_allow_interactive_authorization(m, 1))
+            if no_reply:
+                check(sd_bus_message_set_expect_reply(m, 0))
+                check_ctx(sd_bus_send(self.bus, m, NULL), "sd_bus_send")
+                if sd_bus_get_n_queued_write(self.bus, &queued) >= 0 and queued > 0:
+                    self.flush()
+                return None
             reply = self.call_message(m, usec)
             return read_body(reply, flags)
         finally:
@@ -1182,22 +1965,17 @@ cdef class Bus:
             self.release()
 
     def get_property(self, destination, path, interface, name, *, timeout=None, int flags=0):
-        """org.freedesktop.DBus.Properties.Get, unwrapped (flags: READ_KEEP_VARIANTS)."""
+        """org.freedesktop.DBus.Properties.Get, unwrapped (flags: KEEP_VARIANTS)."""
         cdef sd_bus_message *m = NULL
         cdef sd_bus_message *reply = NULL
         cdef uint64_t usec = _timeout_usec(timeout)
-        cdef char t = 0
-        cdef const char *c = NULL
         self.acquire()
         try:
             m = self.new_method_call(destination, path, "org.freedesktop.DBus.Properties", "Get")
             _append_basic(m, b's', interface)
             _append_basic(m, b's', name)
             reply = self.call_message(m, usec)
-            check(sd_bus_message_peek_type(reply, &t, &c))
-            if t != b'v':
-                raise ValueError(f"Properties.Get returned {chr(t)!r}, expected a variant")
-            return read_value(reply, t, c, flags)
+            return _read_get_reply(reply, flags)
         finally:
             if m != NULL:
                 sd_bus_message_unref(m)
@@ -1205,17 +1983,26 @@ cdef class Bus:
                 sd_bus_message_unref(reply)
             self.release()
 
-    def get_all_properties(self, destination, path, interface, *, timeout=None, int flags=0):
-        """org.freedesktop.DBus.Properties.GetAll as a dict (flags: READ_KEEP_VARIANTS)."""
+    def get_all_properties(self, destination, path, interface, *, names=None, timeout=None,
+                           int flags=0):
+        """org.freedesktop.DBus.Properties.GetAll as a dict (flags: KEEP_VARIANTS).
+
+        ``names``: only these properties (the others are skipped without
+        building objects); a name the object does not have is absent.
+        """
         cdef sd_bus_message *m = NULL
         cdef sd_bus_message *reply = NULL
         cdef uint64_t usec = _timeout_usec(timeout)
+        if names is not None:
+            if isinstance(names, (str, bytes)):
+                raise TypeError("names must be a collection of property names, not a single string")
+            names = frozenset(names)
         self.acquire()
         try:
             m = self.new_method_call(destination, path, "org.freedesktop.DBus.Properties", "GetAll")
             _append_basic(m, b's', interface if interface is not None else "")
             reply = self.call_message(m, usec)
-            return read_value(reply, b'a', b"{sv}", flags)
+            return _read_getall_reply(reply, names, flags)
         finally:
             if m != NULL:
                 sd_bus_message_unref(m)
@@ -1223,10 +2010,236 @@ cdef class Bus:
                 sd_bus_message_unref(reply)
             self.release()
 
-    def set_property(self, destination, path, interface, name, signature, value, *, timeout=None):
-        """org.freedesktop.DBus.Properties.Set with an explicit value signature."""
+    def set_property(self, destination, path, interface, name, signature, value, *,
+                     timeout=None, bint interactive=False):
+        """org.freedesktop.DBus.Properties.Set; ``signature`` is the value's type
+        (None: ``value`` is a Variant, or its type is inferred)."""
+        if signature is None:
+            v = value if isinstance(value, Variant) else Variant(_infer_signature(value), value)
+        else:
+            v = Variant(signature, value)
         self.call(destination, path, "org.freedesktop.DBus.Properties", "Set", "ssv",
-                  (interface, name, Variant(signature, value)), timeout=timeout)
+                  (interface, name, v), timeout=timeout, interactive=interactive)
+
+    # -- pipelined calls -------------------------------------------------------
+
+    cdef list _run_batch(self, list items, bint is_get, uint64_t usec, Py_ssize_t window,
+                         bint retry_limits, int flags, Py_ssize_t base, list limit_hits):
+        """Marshal one chunk, run it, convert the replies (the lock is held)."""
+        cdef Py_ssize_t n = len(items), k
+        cdef _Batch b
+        cdef _BCall *c
+        cdef int r = 0
+        cdef list out, pending
+        memset(&b, 0, sizeof(_Batch))
+        b.calls = <_BCall *>PyMem_Malloc(sizeof(_BCall) * (n if n > 0 else 1))
+        if b.calls == NULL:
+            raise MemoryError()
+        memset(b.calls, 0, sizeof(_BCall) * (n if n > 0 else 1))
+        b.n = n
+        b.window = window
+        b.usec = usec
+        b.retry_limits = retry_limits
+        try:
+            for k in range(n):
+                c = &b.calls[k]
+                c.batch = &b
+                c.idx = k
+                item = items[k]
+                try:
+                    if is_get:
+                        if not isinstance(item, tuple) or len(<tuple>item) != 4:
+                            raise TypeError(f"expected a (destination, path, interface, name) tuple, got {item!r}")
+                        c.m = self.new_method_call(item[0], item[1], "org.freedesktop.DBus.Properties", "Get")
+                        _append_basic(c.m, b's', item[2])
+                        _append_basic(c.m, b's', item[3])
+                    else:
+                        if not isinstance(item, tuple) or len(<tuple>item) not in (4, 6):
+                            raise TypeError("expected a (destination, path, interface, member"
+                                            f"[, signature, args]) tuple, got {item!r}")
+                        c.m = self.new_method_call(item[0], item[1], item[2], item[3])
+                        if len(<tuple>item) == 6 and item[4]:
+                            append_args(c.m, item[4], item[5])
+                        elif len(<tuple>item) == 6 and item[5]:
+                            raise TypeError(f"{len(item[5])} argument(s) given but the signature is empty")
+                except (TypeError, ValueError, OverflowError) as e:
+                    cls = OverflowError if isinstance(e, OverflowError) else TypeError if isinstance(e, TypeError) else ValueError
+                    raise cls(f"call {base + k}: {e}") from None
+            # send and collect: with the GIL for gil_hold_us, then without it
+            pending = _busy_enter(self.bus)
+            self._in_call += 1
+            try:
+                r = _batch_pump(self.bus, &b, self.gil_hold_us)
+                while r == 0 or r == -EINTR:
+                    if r == -EINTR:
+                        PyErr_CheckSignals()
+                    with nogil:
+                        r = _batch_pump(self.bus, &b, -1)
+            finally:
+                self._in_call -= 1
+                _busy_exit(self.bus, pending)
+                for k in range(n):
+                    if b.calls[k].slot != NULL:
+                        sd_bus_slot_unref(b.calls[k].slot)
+                        b.calls[k].slot = NULL
+            if r < 0:
+                _batch_fail_rest(&b, r)
+                for k in range(n):
+                    if b.calls[k].state == 1:
+                        b.calls[k].state = 3
+                        b.calls[k].err = r
+            limit_hits[0] += b.limit_hits
+            out = []
+            for k in range(n):
+                c = &b.calls[k]
+                try:
+                    if c.state == 2 and c.reply != NULL:
+                        if sd_bus_message_is_method_error(c.reply, NULL) > 0:
+                            out.append(bus_error_from(sd_bus_message_get_error(c.reply),
+                                                      -sd_bus_message_get_errno(c.reply)))
+                        elif is_get:
+                            out.append(_read_get_reply(c.reply, flags))
+                        else:
+                            out.append(read_body(c.reply, flags))
+                    else:
+                        raise_errno(-c.err if c.err < 0 else EINVAL, f"call {base + k}")
+                except Exception as e:
+                    out.append(e)
+            return out
+        finally:
+            for k in range(n):
+                c = &b.calls[k]
+                if c.slot != NULL:
+                    sd_bus_slot_unref(c.slot)
+                if c.m != NULL:
+                    sd_bus_message_unref(c.m)
+                if c.reply != NULL:
+                    sd_bus_message_unref(c.reply)
+            PyMem_Free(b.calls)
+
+    cdef list _batch(self, object requests, bint is_get, object window, object timeout,
+                     int flags, bint return_exceptions, bint retry_limits):
+        cdef uint64_t usec = _timeout_usec(timeout)
+        cdef Py_ssize_t w = DEFAULT_WINDOW if window is None else window
+        cdef list results = [], chunk, hits = [0]
+        if w < 1:
+            raise ValueError(f"window must be at least 1, got {window!r}")
+        if isinstance(requests, (str, bytes)):
+            raise TypeError("requests must be an iterable of tuples")
+        it = iter(requests)
+        self.acquire()
+        try:
+            while True:
+                chunk = []
+                for x in it:
+                    chunk.append(x)
+                    if len(chunk) >= _BATCH_CHUNK:
+                        break
+                if not chunk:
+                    break
+                results.extend(self._run_batch(chunk, is_get, usec, w, retry_limits, flags,
+                                               len(results), hits))
+        finally:
+            self.release()
+        self.last_batch_limit_hits = hits[0]
+        if not return_exceptions:
+            for x in results:
+                if isinstance(x, BaseException):
+                    raise x
+        return results
+
+    def call_many(self, calls, *, window=None, timeout=None, int flags=0,
+                  bint return_exceptions=False, bint retry_limits=True):
+        """Pipelined method calls: ``calls`` yields (destination, path, interface,
+        member) or (destination, path, interface, member, signature, args).
+
+        Returns the reply tuples in call order. Up to ``window`` calls are in
+        flight at once (default 64). See docs/bus.md "Pipelined calls".
+        """
+        return self._batch(calls, False, window, timeout, flags, return_exceptions, retry_limits)
+
+    def get_property_many(self, requests, *, window=None, timeout=None, int flags=0,
+                          bint return_exceptions=False, bint retry_limits=True):
+        """Pipelined Properties.Get: ``requests`` yields (destination, path,
+        interface, name); returns the values in order."""
+        return self._batch(requests, True, window, timeout, flags, return_exceptions, retry_limits)
+
+    # -- matches ---------------------------------------------------------------
+
+    def add_match(self, rule, callback):
+        """Call ``callback(message)`` for every message matching ``rule``.
+
+        Returns a :class:`Slot`; ``slot.remove()`` unregisters. Callbacks run
+        from ``process()`` (never inside a blocking call); an exception one
+        raises is re-raised by that ``process()``.
+        """
+        cdef const char *rp
+        cdef sd_bus_slot *s = NULL
+        cdef Slot slot
+        cdef int r
+        cdef bint client
+        cdef sd_bus_message_handler_t installed
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+        rp = _name(rule, "match rule")
+        slot = Slot.__new__(Slot)
+        slot._bus_ref = _weakref.ref(self)
+        slot.callback = callback
+        slot.rule = rule if isinstance(rule, str) else (<bytes>rule).decode()
+        self.acquire()
+        try:
+            client = sd_bus_is_bus_client(self.bus) > 0
+            installed = NULL
+            if client:
+                installed = _on_match_installed
+            r = sd_bus_add_match_async(self.bus, &s, rp, _on_match, installed, <void *>slot)
+            if r == -EINVAL:
+                raise ValueError(f"invalid match rule {slot.rule!r}")
+            check_ctx(r, "sd_bus_add_match")
+            # sd-bus owns the slot from now on; the destroy callback releases slot
+            Py_INCREF(slot)
+            slot.slot = s
+            r = sd_bus_slot_set_destroy_callback(s, _on_slot_destroy)
+            if r < 0:
+                sd_bus_slot_unref(s)
+                slot.slot = NULL
+                Py_DECREF(slot)
+                check_ctx(r, "sd_bus_slot_set_destroy_callback")
+            r = sd_bus_slot_set_floating(s, 1)
+            if r < 0:
+                sd_bus_slot_unref(s)
+                check_ctx(r, "sd_bus_slot_set_floating")
+            self._slots.add(slot)
+            if client:
+                # wait for the daemon to confirm (as sd_bus_add_match does), so
+                # signals sent after this returns are delivered
+                try:
+                    self.wait_until(&slot._install_done, 0)
+                except BaseException:
+                    slot.remove()
+                    raise
+                if sd_bus_message_is_method_error(slot._install_reply, NULL) > 0:
+                    exc = bus_error_from(sd_bus_message_get_error(slot._install_reply),
+                                         -sd_bus_message_get_errno(slot._install_reply))
+                    slot.remove()
+                    raise exc
+            return slot
+        finally:
+            if slot._install_reply != NULL:
+                sd_bus_message_unref(slot._install_reply)
+                slot._install_reply = NULL
+            self.release()
+
+    def match_signal(self, sender, path, interface, member, callback, *, arg0=None):
+        """``add_match`` for signals; None matches anything. ``arg0``: the
+        first string argument (e.g. the interface of PropertiesChanged)."""
+        parts = ["type='signal'"]
+        for key, value in (("sender", sender), ("path", path), ("interface", interface),
+                           ("member", member), ("arg0", arg0)):
+            v = _rule_value(value, key)
+            if v is not None:
+                parts.append(f"{key}='{v}'")
+        return self.add_match(",".join(parts), callback)
 
     def __repr__(self):
         state = "closed" if self.bus == NULL else self.kind
