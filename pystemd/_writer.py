@@ -390,9 +390,12 @@ def _compat_sendv(*items: _Text, **fields: Any) -> None:
 def _bad_item_names(items: tuple[_Text, ...], fields: dict[str, Any]) -> list[str]:
     names = []
     for item in items:
-        name = item.split(b"=" if isinstance(item, bytes) else "=", 1)[0]
+        if isinstance(item, bytes):
+            name = item.split(b"=", 1)[0].decode("utf-8", "replace")
+        else:
+            name = item.split("=", 1)[0]
         if not _jsend.valid_field_name(name):
-            names.append(name.decode("utf-8", "replace") if isinstance(name, bytes) else name)
+            names.append(name)
     return names + [k for k in fields if not _jsend.valid_field_name(k)]
 
 

@@ -6,7 +6,7 @@ with two documented differences: a bad ``app_uuid`` raises ``TypeError`` or
 ``SD_MESSAGE_*`` constants include the ones v236 adds (see docs/id128-login.md).
 """
 
-from pystemd.id128 import *  # noqa: F403  (the SD_MESSAGE_* constants)
-from pystemd.id128 import get_boot, get_machine, get_machine_app_specific, randomize
+# randomize, get_machine, get_boot, get_machine_app_specific and the SD_MESSAGE_* constants
+from pystemd.id128 import *  # noqa: F403
 
 __version__ = "235"
