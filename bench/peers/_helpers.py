@@ -95,6 +95,30 @@ def busy_calls(call_once: Callable[[], Any], seconds: float) -> dict[str, float]
     }
 
 
+def busy_batch(run_for: Callable[[float], int], seconds: float) -> dict[str, float]:
+    """:func:`busy_calls` for calls made by one long GIL-free call (the C floor).
+
+    ``run_for(seconds)`` makes calls for about that long without the GIL and
+    returns how many it made.
+    """
+    with BusyThread() as busy:
+        before = _alone(busy, seconds)
+        c0 = busy.count()
+        t0 = time.perf_counter()
+        calls = run_for(seconds)
+        elapsed = time.perf_counter() - t0
+        during = (busy.count() - c0) / elapsed
+        after = _alone(busy, seconds)
+    base = (before + after) / 2
+    return {
+        "wall": elapsed,
+        "calls": calls,
+        "calls_per_s": calls / elapsed,
+        "busy_kept": during / base if base else 0.0,
+        "busy_alone_per_s": base,
+    }
+
+
 def busy_during(call_slow: Callable[[], Any], baseline_s: float = 0.5) -> dict[str, float]:
     """The busy thread's speed while this thread makes one slow call.
 

@@ -54,6 +54,9 @@ def setup(cfg):
             sbus = DBusAddress(slow["address"].encode(), False)
             sbus.open()
             _buses.append(sbus)
+            # finish sd-bus's lazy authentication now (see pystemd_own.handshake)
+            sbus.call_method(b"org.freedesktop.DBus", b"/org/freedesktop/DBus",
+                             b"org.freedesktop.DBus", b"GetId", [])
         else:
             sbus = None  # DBUS_SESSION_BUS_ADDRESS is the slow service's bus
 

@@ -74,6 +74,9 @@ def setup(cfg):
     if slow:
         sbus = sdbus.sd_bus_open_user()
         _buses.append(sbus)
+        # finish sd-bus's lazy authentication now (see pystemd_own.handshake)
+        sbus.call(sbus.new_method_call_message("org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                               "org.freedesktop.DBus", "GetId"))
 
         def slow_call():
             m = sbus.new_method_call_message(slow["name"], slow["path"], slow["iface"], slow["method"])
