@@ -88,7 +88,9 @@ FAILED = "org.freedesktop.DBus.Error.Failed"
 
 # Set by pystemd.aio: called with the Bus after something was queued for
 # sending outside process() (a signal, a late reply), so that an event loop
-# can start watching for POLLOUT if the message did not fit the socket.
+# can start watching for POLLOUT if the message did not fit the socket, and
+# after work was deferred, so that the loop runs process() soon even if the
+# message was read from the socket by a blocking call.
 _send_hook = None
 # Set by pystemd.serve: runs an awaitable returned by a served method,
 # calling reply.finish(result) / reply.fail(exc) when it is done.
@@ -109,6 +111,14 @@ cdef inline void _sent(Bus bus):
     cdef uint64_t q = 0
     if bus.bus == NULL or sd_bus_get_n_queued_write(bus.bus, &q) < 0 or q == 0:
         return
+    if _send_hook is not None:
+        try:
+            _send_hook(bus)
+        except BaseException as e:
+            bus.park_exception(e)
+
+
+cdef inline void _deferred(Bus bus):
     if _send_hook is not None:
         try:
             _send_hook(bus)
@@ -292,6 +302,7 @@ cdef int _method_cb(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) 
         if bus is None:
             raise RuntimeError("the bus object is gone")
         bus.defer(PendingReply.new(bus, m, mb, _where(ex, mb)))
+        _deferred(bus)
         return 1
     except BaseException as exc:
         return _set_error(exc, ret_error, bus, _where(ex, mb))
@@ -387,6 +398,7 @@ cdef void _export_destroyed(void *userdata) noexcept with gil:
 cdef int _postpone(Bus bus, sd_bus_message *m) noexcept:
     try:
         bus.defer(_Requeue.new(bus, m))
+        _deferred(bus)
         return 1
     except BaseException as e:
         bus.park_exception(e)

@@ -133,9 +133,9 @@ class Property:
 @dataclass(frozen=True)
 class Interface:
     name: str
-    methods: Mapping[str, Method] = field(default=_EMPTY)
-    signals: Mapping[str, Signal] = field(default=_EMPTY)
-    properties: Mapping[str, Property] = field(default=_EMPTY)
+    methods: Mapping[str, Method] = field(default_factory=dict)
+    signals: Mapping[str, Signal] = field(default_factory=dict)
+    properties: Mapping[str, Property] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default=_EMPTY, compare=False)
 
     def __hash__(self) -> int:
@@ -147,7 +147,7 @@ class Node:
     """One object: its interfaces by name and the names of its children."""
 
     path: Optional[str]
-    interfaces: Mapping[str, Interface] = field(default=_EMPTY)
+    interfaces: Mapping[str, Interface] = field(default_factory=dict)
     children: tuple[str, ...] = ()
 
     def child_paths(self, base: Optional[str] = None) -> list[str]:

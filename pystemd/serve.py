@@ -301,6 +301,7 @@ class _BoundSignal:
     def __call__(self, *args: Any, destination: Optional[str] = None) -> int:
         """Emit on every bus the object is exported on; returns how many."""
         spec = self.spec
+        assert spec.interface is not None and spec.name is not None
         n = 0
         for ex, iface_export in _exports_of(self.obj, spec.interface):
             bus = iface_export.bus
