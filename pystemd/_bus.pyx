@@ -586,8 +586,6 @@ cdef int _append_fixed_array(sd_bus_message *m, char t, object value) except -1:
                 (<int64_t *>buf)[k] = <int64_t>_int_in(item, t, INT64_MIN, INT64_MAX)
             elif t == b'y':
                 (<uint8_t *>buf)[k] = <uint8_t>_int_in(item, t, 0, 0xff)
-            elif t == b'b':
-                (<int32_t *>buf)[k] = _bool_in(item)
             elif t == b'n':
                 (<int16_t *>buf)[k] = <int16_t>_int_in(item, t, -0x8000, 0x7fff)
             elif t == b'q':
@@ -650,7 +648,8 @@ cdef int append_value(sd_bus_message *m, const char *sig, Py_ssize_t n, object v
             return _append_dict(m, contents, n - 1, value)
         if isinstance(value, (str, bytes, bytearray, dict)) or not hasattr(value, "__iter__"):
             raise TypeError(f"expected a list for 'a{contents.decode()}', got {type(value).__name__}")
-        if n == 2 and _is_fixed(contents[0]):
+        if n == 2 and _is_fixed(contents[0]) and contents[0] != b'b':
+            # (sd-bus refuses booleans in append_array: they are validated one by one)
             return _append_fixed_array(m, contents[0], value)
         check(sd_bus_message_open_container(m, b'a', contents))
         i = 0
