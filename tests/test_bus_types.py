@@ -126,9 +126,9 @@ def test_empty_dict_stays_dict_and_list_of_dicts_stays_list(echo_bus) -> None:
     assert echo(echo_bus, "a{sv}", {}) == ({},)
     back = echo(echo_bus, "aa{sv}", [{"a": Variant("i", 1)}, {"b": Variant("i", 2)}, {}])
     assert back == ([{"a": 1}, {"b": 2}, {}],)
-    assert echo(echo_bus, "av", [Variant("a{sv}", {}), Variant("a{sv}", {"x": Variant("i", 1)})]) == (
-        [{}, {"x": 1}],
-    )
+    assert echo(
+        echo_bus, "av", [Variant("a{sv}", {}), Variant("a{sv}", {"x": Variant("i", 1)})]
+    ) == ([{}, {"x": 1}],)
 
 
 def test_many_arguments_and_plain_values_in_variants(echo_bus) -> None:

@@ -72,6 +72,7 @@ async def main(address: str, name: str) -> None:
     }
 
     calls = 0
+    tasks: set[asyncio.Task[None]] = set()
 
     async def later(msg: Message, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -93,7 +94,9 @@ async def main(address: str, name: str) -> None:
                     msg, "ss", [msg.signature, json.dumps(normalise(msg.body))]
                 )
             if m == "Sleep":
-                asyncio.ensure_future(later(msg, float(msg.body[0])))
+                task = asyncio.ensure_future(later(msg, float(msg.body[0])))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
                 return True
             if m == "Fail":
                 return Message.new_error(msg, msg.body[0], msg.body[1])
@@ -108,7 +111,9 @@ async def main(address: str, name: str) -> None:
         if msg.interface == PROPS:
             args = msg.body
             if args and args[0] != IFACE:
-                return Message.new_error(msg, "org.freedesktop.DBus.Error.UnknownInterface", args[0])
+                return Message.new_error(
+                    msg, "org.freedesktop.DBus.Error.UnknownInterface", args[0]
+                )
             if msg.member == "Get":
                 if args[1] not in props:
                     return Message.new_error(
@@ -121,7 +126,11 @@ async def main(address: str, name: str) -> None:
                 props[args[1]] = args[2]
                 bus.send(
                     Message.new_signal(
-                        PATH, PROPS, "PropertiesChanged", "sa{sv}as", [IFACE, {args[1]: args[2]}, []]
+                        PATH,
+                        PROPS,
+                        "PropertiesChanged",
+                        "sa{sv}as",
+                        [IFACE, {args[1]: args[2]}, []],
                     )
                 )
                 return Message.new_method_return(msg)
