@@ -103,6 +103,22 @@ case("_AF_UNSPEC", lambda: (int(d._AF_UNSPEC), type(d._AF_UNSPEC).__name__))
 case("booted", lambda: d.booted())
 case("booted(1)", lambda: d.booted(1))
 
+
+
+def signature(fn: Any) -> str:
+    import inspect
+
+    try:
+        sig = inspect.signature(fn)
+    except ValueError:
+        return "(builtin: no signature)"
+    params = [p.replace(annotation=p.empty) for p in sig.parameters.values()]
+    return str(sig.replace(parameters=params, return_annotation=sig.empty))
+
+
+for fname in sorted(n for n in dir(d) if callable(getattr(d, n)) and not n.startswith("__")):
+    case(f"signature {fname}", lambda f=getattr(d, fname): signature(f))
+
 # --- is_* -------------------------------------------------------------------
 
 FDS = {
