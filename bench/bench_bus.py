@@ -41,6 +41,7 @@ OPS = ("get", "getall", "listunits", "pipelined", "busy", "slow", "rss", "privat
 FLOOR = "C floor (sd-bus)"
 PYSTEMD = "pystemd"
 INNER_MARK = "@@bench-inner-json@@ "
+ROOT_EXAMPLE = C.ROOT / "examples" / "slow_service.py"
 
 
 def unit_path(name: str) -> str:
@@ -52,13 +53,13 @@ def unit_path(name: str) -> str:
 class Settings:
     def __init__(self, args: argparse.Namespace) -> None:
         q = args.quick
-        self.rounds = args.rounds or (3 if q else 9)
-        self.round_time = 0.03 if q else 0.15
+        self.rounds = args.rounds or (3 if q else 15)
+        self.round_time = 0.03 if q else 0.1
         self.pipelined_n = 1000
         self.busy_ms = 150 if q else 300
         self.busy_rounds = 1 if q else 5
-        self.slow_rounds = 1 if q else 2
-        self.slow_baseline_ms = 200 if q else 500
+        self.slow_rounds = 1 if q else 3
+        self.slow_baseline_ms = 200 if q else 300
         self.rss_calls = 2000 if q else 10000
         self.private_rounds = 3 if q else 9
 
@@ -68,56 +69,79 @@ class Settings:
 
 
 class SlowService:
-    """examples/slow_service.py when it can serve on an address, else bench/peers/slow_service.py."""
+    """A served method that takes ``seconds``, on a private dbus-daemon.
 
-    def __init__(self, seconds: float = 1.0) -> None:
+    examples/slow_service.py (served by pystemd.serve) when the checkout has it
+    and it starts; otherwise bench/peers/slow_service.py (served by dbus-fast).
+    """
+
+    NAME = "org.pystemd.Bench.Slow"
+
+    def __init__(self, seconds: float = 1.0, log: Any = print) -> None:
         from pystemd.testing import DBusDaemon
 
         self.seconds = seconds
         self.daemon = DBusDaemon().start()
         assert self.daemon.address is not None
         self.address: str = self.daemon.address
-        script = C.PEERS_DIR / "slow_service.py"
+        self.proc: Optional[subprocess.Popen[str]] = None
+        candidates = [
+            (ROOT_EXAMPLE, ["--address", self.address, "--name", self.NAME],
+             {"path": "/org/pystemd/Slow", "iface": "org.pystemd.Slow1"},
+             "pystemd.serve (examples/slow_service.py)"),
+            (C.PEERS_DIR / "slow_service.py", [self.address],
+             {"path": "/org/pystemd/Bench/Slow", "iface": "org.pystemd.Bench.Slow"},
+             "dbus-fast (bench/peers/slow_service.py)"),
+        ]  # fmt: skip
+        errors = []
+        for script, argv, where, served_by in candidates:
+            if not script.exists():
+                continue
+            err = self._start(script, argv)
+            if err is None:
+                self.cfg = {"address": self.address, "name": self.NAME, "method": "Sleep",
+                            "seconds": seconds, "served_by": served_by, **where}  # fmt: skip
+                return
+            errors.append(f"{script.name}: {err}")
+            log(f"  [note] slow service {script.name} did not start: {err}")
+        self.close()
+        raise C.RunnerError("no slow service started: " + "; ".join(errors))
+
+    def _start(self, script: Path, argv: list[str]) -> Optional[str]:
+        import select
+
         self.proc = subprocess.Popen(
-            [str(C.MAIN_PYTHON), str(script), self.address],
+            [str(C.MAIN_PYTHON), str(script), *argv],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         assert self.proc.stdout is not None
-        import select
-
         ready, _, _ = select.select([self.proc.stdout], [], [], 20)
         line = self.proc.stdout.readline() if ready else ""
-        if line.strip() != "ready":
-            err = (
-                self.proc.stderr.read() if self.proc.poll() is not None and self.proc.stderr else ""
-            )
-            self.close()
-            raise C.RunnerError(f"slow service did not start: {err.strip()[-500:]}")
-        self.cfg = {
-            "address": self.address,
-            "name": "org.pystemd.Bench.Slow",
-            "path": "/org/pystemd/Bench/Slow",
-            "iface": "org.pystemd.Bench.Slow",
-            "method": "Sleep",
-            "seconds": seconds,
-            "served_by": "dbus-fast (bench/peers/slow_service.py)",
-        }
+        if line.split()[:1] in (["READY"], ["ready"]):
+            return None
+        self._stop_proc()
+        return "no READY line"
+
+    def _stop_proc(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()  # examples/slow_service.py: SIGTERM; ours: also stdin EOF
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for st in (proc.stdin, proc.stdout, proc.stderr):
+            if st is not None:
+                st.close()
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for s in (self.proc.stdout, self.proc.stderr):
-            if s is not None:
-                s.close()
+        self._stop_proc()
         self.daemon.stop()
 
 
@@ -326,6 +350,8 @@ def run_slow(
     cols = [
         C.col_metric("call_s", "call s", fmt=lambda v: f"{v:.3f}"),
         C.col_metric("busy_kept", "busy thread kept", scale=100, fmt=C.pct),
+        C.col_metric("busy_kept", "min", scale=100, fmt=C.pct, agg=min),
+        C.col_metric("busy_kept", "max", scale=100, fmt=C.pct, agg=max),
     ]
     report.add(C.Table(
         f"A {slow['seconds']:g} s method call beside a CPU-bound Python thread", res, cols,
@@ -472,7 +498,7 @@ def main() -> int:
         try:
             if "slow" in ops:
                 try:
-                    slow_svc = SlowService(1.0)
+                    slow_svc = SlowService(1.0, log)
                 except (C.RunnerError, OSError) as e:
                     log(f"  [skip] slow call: {e}")
             runners = make_runners(args, sb, floor_so, slow_svc.cfg if slow_svc else None, log)
