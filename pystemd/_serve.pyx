@@ -105,17 +105,36 @@ def set_hooks(send_hook=None, async_runner=None):
         _async_runner = async_runner
 
 
-cdef inline void _sent(Bus bus):
-    # Only when a message is still queued (it did not fit the socket buffer):
-    # then an event loop has to wait for POLLOUT to flush it.
+cdef int _sent(Bus bus, bint flush) except -1:
+    """After queueing a message outside sd_bus_process(): make sure it goes out.
+
+    Usually it was written at once. If not (the socket buffer is full, or the
+    connection is still authenticating), an attached event loop is asked to
+    watch for POLLOUT; without one, and when ``flush`` is set (signals,
+    which nothing else would push out), the bus is flushed here, GIL released.
+    """
     cdef uint64_t q = 0
+    cdef int r
     if bus.bus == NULL or sd_bus_get_n_queued_write(bus.bus, &q) < 0 or q == 0:
-        return
+        return 0
     if _send_hook is not None:
         try:
-            _send_hook(bus)
+            if _send_hook(bus):
+                return 0
         except BaseException as e:
             bus.park_exception(e)
+    if not flush:
+        return 0
+    bus.acquire()
+    bus._in_call += 1   # a method call read meanwhile waits for process()
+    try:
+        with nogil:
+            r = sd_bus_flush(bus.bus)
+    finally:
+        bus._in_call -= 1
+        bus.release()
+    check_ctx(r, "sd_bus_flush")
+    return 0
 
 
 cdef inline void _deferred(Bus bus):
@@ -461,6 +480,14 @@ cdef void _server_destroyed(void *userdata) noexcept with gil:
     Py_DECREF(<object>userdata)
 
 
+cdef void _float(sd_bus_slot *slot) noexcept:
+    # Hand the slot to the bus: sd_bus_slot_set_floating(1) gives the bus a
+    # reference of its own, so drop ours. The slot now lives until it is
+    # taken back (remove()) or the bus is freed, whose destroy callback runs.
+    if sd_bus_slot_set_floating(slot, 1) >= 0:
+        sd_bus_slot_unref(slot)
+
+
 cdef class _Server:
     """Per-bus serving state: the filter that postpones calls during blocking calls."""
     cdef object bus_ref
@@ -482,7 +509,7 @@ cdef int _ensure_server(Bus bus) except -1:
     check_ctx(sd_bus_add_filter(bus.bus, &slot, _filter_cb, <void *>srv), "sd_bus_add_filter")
     sd_bus_slot_set_destroy_callback(slot, _server_destroyed)
     Py_INCREF(srv)
-    check(sd_bus_slot_set_floating(slot, 1))
+    _float(slot)
     _servers[bus] = srv
     return 0
 
@@ -543,9 +570,10 @@ cdef class Export:
         try:
             s = self.slot
             if s != NULL:
-                # Take the bus's reference back, then drop it: the destroy
+                # Take the slot back from the bus and drop it: the destroy
                 # callback clears self.slot and releases the reference the
                 # slot held on us.
+                sd_bus_slot_ref(s)
                 sd_bus_slot_set_floating(s, 0)
                 sd_bus_slot_unref(s)
         finally:
@@ -588,7 +616,7 @@ cdef class Export:
                 bus.release()
         finally:
             free(strv)
-        _sent(bus)
+        _sent(bus, True)
 
     def __repr__(self):
         state = "active" if self.slot != NULL else "removed"
@@ -665,8 +693,8 @@ def add_vtable(bus, path, interface, members, *, uint64_t flags=0):
         check_ctx(r, f"export of {interface} at {path}")
         sd_bus_slot_set_destroy_callback(slot, _export_destroyed)
         Py_INCREF(ex)              # released by _export_destroyed
-        ex.slot = slot
-        sd_bus_slot_set_floating(slot, 1)
+        ex.slot = slot             # borrowed from here on: the bus owns the slot
+        _float(slot)
     finally:
         b.release()
     return ex
@@ -756,7 +784,7 @@ cdef class PendingReply:
             sd_bus_message_unref(self.m)
             self.m = NULL
             bus.release()
-        _sent(bus)
+        _sent(bus, False)
 
     def fail(self, exc):
         """Send the D-Bus error ``exc`` becomes (see :func:`error_for`)."""
@@ -775,7 +803,7 @@ cdef class PendingReply:
             sd_bus_message_unref(self.m)
             self.m = NULL
             bus.release()
-        _sent(bus)
+        _sent(bus, False)
 
 
 # ---------------------------------------------------------------------------
@@ -815,7 +843,7 @@ def emit_signal(bus, path, interface, member, signature="", args=(), *, destinat
             sd_bus_message_unref(m)
     finally:
         b.release()
-    _sent(b)
+    _sent(b, True)
 
 
 def emit_object_added(bus, path):
@@ -827,7 +855,7 @@ def emit_object_added(bus, path):
         check_ctx(sd_bus_emit_object_added(b.bus, p), f"InterfacesAdded for {path}")
     finally:
         b.release()
-    _sent(b)
+    _sent(b, True)
 
 
 def emit_object_removed(bus, path):
@@ -839,7 +867,7 @@ def emit_object_removed(bus, path):
         check_ctx(sd_bus_emit_object_removed(b.bus, p), f"InterfacesRemoved for {path}")
     finally:
         b.release()
-    _sent(b)
+    _sent(b, True)
 
 
 cdef class ObjectManager:

@@ -435,10 +435,13 @@ def attach(
     return d
 
 
-def _kick_bus(bus: Any) -> None:
+def _kick_bus(bus: Any) -> bool:
+    """Tell the loop driving ``bus`` (if any) that it has work; True if there is one."""
     d = _drivers.get(bus)
-    if d is not None:
-        d._kick()
+    if d is None or d.closed:
+        return False
+    d._kick()
+    return True
 
 
 _serve.set_hooks(send_hook=_kick_bus)

@@ -47,7 +47,14 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Callable, ClassVar, Optional, TypeVar, Union
 
 from pystemd import _serve
-from pystemd._serve import ObjectManager, PendingReply, emit_signal, error_for
+from pystemd._serve import (
+    ObjectManager,
+    PendingReply,
+    emit_object_added,
+    emit_object_removed,
+    emit_signal,
+    error_for,
+)
 from pystemd.errors import BusError
 
 __all__ = [
@@ -56,6 +63,8 @@ __all__ = [
     "ObjectManager",
     "add_object_manager",
     "dbus_property",
+    "emit_object_added",
+    "emit_object_removed",
     "emit_signal",
     "error_for",
     "export",
@@ -185,6 +194,9 @@ def method(
     for the sender) when ``message=True``. It returns ``None`` for no out
     arguments, the value for one, a tuple for several; or it is ``async def``.
     """
+
+    _split(signature, "signature")
+    _split(returns, "returns")
 
     def deco(fn: F) -> F:
         fn.__dbus_member__ = _MethodSpec(  # type: ignore[attr-defined]
