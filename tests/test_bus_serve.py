@@ -23,7 +23,7 @@ from typing import Any, Optional
 import pytest
 
 from pystemd import aio, serve
-from pystemd.bus import Bus, Variant
+from pystemd.bus import Bus
 from pystemd.errors import BusError, register
 
 jeepney = pytest.importorskip("jeepney")
@@ -824,7 +824,7 @@ def test_slow_service_example(dbus_daemon: Any) -> None:
                 ],
                 stdout=subprocess.PIPE,
                 text=True,
-            )  # fmt: skip
+            )
             for _ in range(3)
         ]
         assert [c.communicate(timeout=30)[0].strip() for c in calls] == ["d 0.3"] * 3
