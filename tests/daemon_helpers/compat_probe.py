@@ -104,7 +104,6 @@ case("booted", lambda: d.booted())
 case("booted(1)", lambda: d.booted(1))
 
 
-
 def signature(fn: Any) -> str:
     import inspect
 
@@ -117,7 +116,7 @@ def signature(fn: Any) -> str:
 
 
 for fname in sorted(n for n in dir(d) if callable(getattr(d, n)) and not n.startswith("__")):
-    case(f"signature {fname}", lambda f=getattr(d, fname): signature(f))
+    case(f"signature {fname}", lambda n=fname: signature(getattr(d, n)))
 
 # --- is_* -------------------------------------------------------------------
 
