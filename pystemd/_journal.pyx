@@ -38,6 +38,7 @@ from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t, UINT64_MAX
 from libc.stdlib cimport free, malloc, realloc, calloc
 from libc.string cimport memchr, memcmp, memcpy, strlen
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+from posix.fcntl cimport F_DUPFD_CLOEXEC, fcntl
 from posix.unistd cimport close as c_close, write as c_write
 
 from libsystemd.sd_id128 cimport sd_id128_t, sd_id128_get_boot, sd_id128_get_machine, sd_id128_from_string
@@ -665,15 +666,26 @@ cdef class _Reader:
                 cfds = <int *>malloc(nfd * sizeof(int))
                 if cfds == NULL:
                     raise MemoryError()
+                for i in range(len(items)):
+                    cfds[i] = -1
                 try:
                     for i in range(len(items)):
                         if not isinstance(items[i], int):
                             raise TypeError(f"files mixes fds and paths: {items[i]!r}")
-                        cfds[i] = items[i]
+                    # libsystemd closes the fds it was given when the journal is
+                    # closed: give it duplicates, the caller's fds stay the caller's
+                    for i in range(len(items)):
+                        cfds[i] = fcntl(items[i], F_DUPFD_CLOEXEC, 3)
+                        if cfds[i] < 0:
+                            raise_errno(errno, f"journal fd {items[i]}")
                     what = "journal fds " + ", ".join(map(str, items))
                     with nogil:
                         r = sd_journal_open_files_fd(&jj, cfds, nfd, flags)
                 finally:
+                    if r < 0 or jj == NULL:
+                        for i in range(len(items)):
+                            if cfds[i] >= 0:
+                                c_close(cfds[i])
                     free(cfds)
             else:
                 cfiles = <const char **>calloc(len(items) + 1, sizeof(char *))
@@ -1343,16 +1355,25 @@ cdef class _Reader:
     # -- fast reads -------------------------------------------------------------------
 
     def _configure(self, bint raw, fields, int meta):
-        """Select what _fetch returns: raw (no conversion), only ``fields`` (None: all), meta mask."""
+        """Select what _fetch returns: raw (no conversion), only ``fields``, meta mask.
+
+        ``fields`` None: every field plus the pseudo-fields in ``meta``. Else a
+        list of names: ``"*"`` for every field of the entry, field names (read
+        with sd_journal_get_data), and the pseudo-fields ``__CURSOR``,
+        ``__REALTIME_TIMESTAMP`` and ``__MONOTONIC_TIMESTAMP``.
+        """
         cdef Py_ssize_t i, n
         cdef list names = []
         cdef int m = meta
+        cdef bint every = fields is None
         if fields is not None:
             m = 0
             for f in fields:
                 if not isinstance(f, str):
                     raise TypeError(f"field names must be str, got {f!r}")
-                if f == KEY_REALTIME:
+                if f == "*":
+                    every = True
+                elif f == KEY_REALTIME:
                     m |= M_REALTIME
                 elif f == KEY_MONOTONIC:
                     m |= M_MONOTONIC
@@ -1369,7 +1390,7 @@ cdef class _Reader:
             if self._building:
                 raise RuntimeError("cannot reconfigure the reader from inside a converter")
             self._free_proj()
-            if fields is not None:
+            if not every:
                 n = len(encoded)
                 self._proj = <char **>calloc(n + 1, sizeof(char *))
                 if self._proj == NULL:
@@ -1381,9 +1402,7 @@ cdef class _Reader:
                         raise MemoryError()
                     memcpy(self._proj[i], <const char *>encoded[i], len(encoded[i]) + 1)
                 self._n_proj = n
-                self._fields = tuple(fields)
-            else:
-                self._fields = None
+            self._fields = None if fields is None else tuple(fields)
             self._raw = raw
             self._meta = m
             self.vc_gen += 1
@@ -1508,24 +1527,30 @@ cdef class _Reader:
             raise RuntimeError("cannot read from the journal inside one of its converters")
         if not self._raw and not _setup_done:
             raise RuntimeError("pystemd.journal must be imported before converting entries")
-        with nogil:
-            r = self._fill(skip, maxn, &got, &end)
-        if r < 0 and got == 0:
-            if r == -ENOMEM:
-                raise MemoryError("out of memory reading a journal entry")
-            self._raise_read_error(r)
-        if r < 0:
-            self._pending = r
-        self._at_end = end
-        if skip != 0:
-            self._after_tail = False
-        if out is None:
-            if got == 0:
+        cdef Py_ssize_t total = 0, chunk
+        while True:
+            chunk = min(maxn - total, 32)
+            with nogil:
+                r = self._fill(skip, chunk, &got, &end)
+            if skip != 0:
+                self._after_tail = False
+            self._at_end = end
+            if r < 0 and got == 0 and total == 0:
+                if r == -ENOMEM:
+                    raise MemoryError("out of memory reading a journal entry")
+                self._raise_read_error(r)
+            if r < 0:
+                self._pending = r
+            if out is None:
+                if got == 0:
+                    return None
+                return self._build(&self.entries[0])
+            for i in range(got):
+                out.append(self._build(&self.entries[i]))
+            total += got
+            if r < 0 or end or total >= maxn:
                 return None
-            return self._build(&self.entries[0])
-        for i in range(got):
-            out.append(self._build(&self.entries[i]))
-        return None
+            skip = 1 if skip > 0 else -1
 
     # -- filling (no GIL) -----------------------------------------------------------
 

@@ -431,7 +431,12 @@ class Reader(_Reader):
                 entry["__MONOTONIC_TIMESTAMP"] = self._get_monotonic()
                 entry["__CURSOR"] = self._get_cursor()
                 if self._fields is not None:
-                    entry = {k: v for k, v in entry.items() if k in self._fields}
+                    every = "*" in self._fields
+                    entry = {
+                        k: v
+                        for k, v in entry.items()
+                        if k in self._fields or (every and not k.startswith("__"))
+                    }
                 if self._raw:
                     return entry
                 return self._convert_entry(entry)
