@@ -1,4 +1,4 @@
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 STRICT: int
 LOCATION: int
@@ -9,24 +9,44 @@ STDOUT_PATH: str
 FIELDS_MAX: int
 DATA_SIZE_MAX: int
 FIELD_NAME_MAX: int
+SOCKET_RECHECK_S: float
+
+_Text = Union[str, bytes]
 
 class FieldError(OSError, ValueError):
     def __init__(self, message: str) -> None: ...
 
-def valid_field_name(name: Union[str, bytes]) -> bool: ...
+def valid_field_name(name: _Text) -> bool: ...
 def send(
-    message: Union[str, bytes],
+    MESSAGE: _Text,
+    MESSAGE_ID: Any = None,
+    CODE_FILE: Optional[_Text] = None,
+    CODE_LINE: Optional[int] = None,
+    CODE_FUNC: Optional[_Text] = None,
+    **kwargs: Any,
+) -> None: ...
+def compat_send(
+    MESSAGE: _Text,
+    MESSAGE_ID: Any = None,
+    CODE_FILE: Optional[_Text] = None,
+    CODE_LINE: Optional[int] = None,
+    CODE_FUNC: Optional[_Text] = None,
+    **kwargs: Any,
+) -> None: ...
+def sendv(*items: _Text, **fields: Any) -> None: ...
+def compat_sendv(*items: _Text, **fields: Any) -> None: ...
+def send_fields(
+    message: _Text,
     message_id: Any,
-    code_file: Optional[Union[str, bytes]],
+    code_file: Optional[_Text],
     code_line: Optional[int],
-    code_func: Optional[Union[str, bytes]],
+    code_func: Optional[_Text],
     fields: Optional[dict[str, Any]],
     depth: int,
     flags: int,
 ) -> int: ...
-def sendv(
-    items: tuple[Union[str, bytes], ...], fields: Optional[dict[str, Any]], flags: int
-) -> int: ...
+def set_reporter(fn: Optional[Callable[[int, dict[str, Any], tuple[_Text, ...]], Any]]) -> None: ...
 def caller(depth: int) -> Optional[tuple[str, int, str]]: ...
 def socket_present() -> bool: ...
-def stream_fd(identifier: Optional[Union[str, bytes]], priority: int, level_prefix: Any) -> int: ...
+def _forget_socket() -> None: ...
+def stream_fd(identifier: Optional[_Text], priority: int, level_prefix: Any) -> int: ...

@@ -15,10 +15,14 @@ lines of Python per call:
 
 Every return code is checked. ``sd_journal_sendv`` reports success when
 journald's socket does not exist (``ENOENT`` is swallowed by libsystemd, and
-errno is restored), so after a successful return this module checks the
-socket path with one ``access()``: a missing socket is reported (raised under
-``STRICT``, returned as the ``NO_JOURNALD`` bit otherwise), never a silent
-success.
+errno is restored), so after a successful return this module looks for the
+socket itself (one ``access()``, trusted for 100 ms once it succeeded): a
+missing socket is reported (raised under ``STRICT``, returned as the
+``NO_JOURNALD`` bit otherwise), never a silent success.
+
+``send``/``sendv`` (pystemd's flavour) and ``compat_send``/``compat_sendv``
+(python-systemd's, for the drop-in) are the public verbs, C functions with
+python-systemd's signatures; ``send_fields`` is the general form.
 
 Field names are checked against journald's rule (``[A-Z0-9_]``, not starting
 with ``_`` or a digit, at most 64 characters); journald silently drops fields
@@ -27,6 +31,7 @@ otherwise the entry is sent as given and the ``BAD_NAME`` bit is returned
 (python-systemd's behaviour, plus a report).
 """
 
+cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_Next
 from cpython.object cimport PyObject
@@ -41,6 +46,7 @@ from libsystemd.sd_journal cimport sd_journal_sendv, sd_journal_stream_fd
 from pystemd._errors cimport check_ctx
 
 import errno as _errno
+import os as _os
 
 cdef extern from "unistd.h" nogil:
     int access(const char *path, int mode)
@@ -109,6 +115,7 @@ FIELD_NAME_MAX = 64
 cdef enum:
     _STRICT = 1
     _LOCATION = 2
+    _OLD_STYLE = 4
     _NO_JOURNALD = 1
     _BAD_NAME = 2
     _FIELDS_MAX = 1024
@@ -132,6 +139,57 @@ class FieldError(OSError, ValueError):
 
     def __str__(self):
         return self.strerror
+
+
+# ---------------------------------------------------------------------------
+# is journald's socket there?
+#
+# sd_journal_sendv returns 0 when the socket does not exist (it swallows ENOENT
+# and restores errno), so after a 0 we look for the socket ourselves. One
+# access() costs about as much as the rest of pystemd's part of a send, so a
+# positive answer is trusted for SOCKET_RECHECK_NS; a negative one never is
+# (every send checks again until the socket appears). The socket of a running
+# systemd only disappears when systemd-journald.socket itself is stopped; the
+# entries of at most that window after it would go unreported.
+
+cdef extern from "time.h" nogil:
+    ctypedef long time_t
+    struct timespec:
+        time_t tv_sec
+        long tv_nsec
+    int clock_gettime(int clk, timespec *ts)
+    enum:
+        CLOCK_MONOTONIC_COARSE
+
+cdef enum:
+    _SOCKET_RECHECK_NS = 100000000   # 100 ms
+
+SOCKET_RECHECK_S = _SOCKET_RECHECK_NS / 1e9
+
+# CLOCK_MONOTONIC_COARSE of the last time the socket was seen (0: never); a
+# plain word, read and written by any thread: a stale value only costs a check.
+cdef volatile long long _socket_seen_ns = 0
+
+
+cdef inline bint _socket_seen() noexcept nogil:
+    global _socket_seen_ns
+    cdef timespec ts
+    cdef long long now
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)
+    now = <long long> ts.tv_sec * 1000000000 + ts.tv_nsec
+    if _socket_seen_ns != 0 and now - _socket_seen_ns < _SOCKET_RECHECK_NS:
+        return True
+    if access(_SOCKET, F_OK) != 0:
+        _socket_seen_ns = 0
+        return False
+    _socket_seen_ns = now
+    return True
+
+
+def _forget_socket():
+    """Make the next send look for journald's socket again (tests)."""
+    global _socket_seen_ns
+    _socket_seen_ns = 0
 
 
 # ---------------------------------------------------------------------------
@@ -291,6 +349,17 @@ cdef int _put_value(Buf *b, object v) except -1:
     return _buf_put(b, p, <size_t> l)
 
 
+cdef int _put_old_style_value(Buf *b, object v) except -1:
+    """The older pystemd's rule for sendv(**fields): booleans as true/false, paths as paths."""
+    if v is True:
+        return _buf_put(b, b"true", 4)
+    if v is False:
+        return _buf_put(b, b"false", 5)
+    if not (PyUnicode_Check(v) or PyBytes_Check(v)) and isinstance(v, _os.PathLike):
+        v = _os.fspath(v)
+    return _put_value(b, v)
+
+
 cdef int _put_path_text(Buf *b, object s) except -1:
     """A file or function name from a code object: UTF-8, undecodable bytes restored."""
     cdef Py_ssize_t l
@@ -351,7 +420,10 @@ cdef int _put_fields(Buf *b, dict fields, int flags, int *result) except -1:
         _buf_field(b)
         _buf_put(b, kp, <size_t> kl)
         _buf_put(b, b"=", 1)
-        _put_value(b, value)
+        if flags & _OLD_STYLE:
+            _put_old_style_value(b, value)
+        else:
+            _put_value(b, value)
     return 0
 
 
@@ -413,9 +485,7 @@ cdef int _submit(Buf *b, tuple items, int flags, int result) except -1:
         with nogil:
             r = sd_journal_sendv(iov, <int> n)
             if r == 0:
-                # libsystemd returns 0 when the socket does not exist (it swallows
-                # ENOENT and restores errno): look for the socket ourselves.
-                missing = access(_SOCKET, F_OK) != 0
+                missing = not _socket_seen()
     finally:
         if iov != small_iov:
             free(iov)
@@ -435,15 +505,9 @@ cdef int _submit(Buf *b, tuple items, int flags, int result) except -1:
 # ---------------------------------------------------------------------------
 # the verbs
 
-def send(message, message_id, code_file, code_line, code_func, dict fields, int depth, int flags):
-    """Send one entry: MESSAGE, MESSAGE_ID, the CODE_* fields, then ``fields``.
-
-    ``message`` is str or bytes. ``message_id`` is None, str, bytes or an
-    object with a str ``.hex`` (``uuid.UUID``). When ``code_file``,
-    ``code_line`` and ``code_func`` are all None and ``flags`` has
-    ``LOCATION``, they are taken from the frame ``depth`` levels above the
-    caller of this function. Returns 0, or result bits without ``STRICT``.
-    """
+cdef int _entry(message, message_id, code_file, code_line, code_func, dict fields, int depth,
+                int flags) except -1:
+    """Build and send one entry: MESSAGE, MESSAGE_ID, the CODE_* fields, then ``fields``."""
     cdef Buf b
     cdef int result = 0
     _buf_init(&b)
@@ -484,20 +548,101 @@ def send(message, message_id, code_file, code_line, code_func, dict fields, int 
         _buf_free(&b)
 
 
-def sendv(tuple items, dict fields, int flags):
-    """Send ``items`` (``'NAME=value'`` str or bytes, not copied) then ``fields``.
-
-    Returns 0, or result bits without ``STRICT``.
-    """
+cdef int _entry_v(tuple items, dict fields, int flags) except -1:
+    """Send ``items`` (``'NAME=value'``, str or bytes, not copied) then ``fields``."""
     cdef Buf b
     cdef int result = 0
     _buf_init(&b)
     try:
         if fields:
-            _put_fields(&b, fields, flags, &result)
+            _put_fields(&b, fields, flags | _OLD_STYLE, &result)
         return _submit(&b, items, flags, result)
     finally:
         _buf_free(&b)
+
+
+# The drop-in flavour's reporter (pystemd._writer._report): called with the
+# result bits, the keyword fields and the items of a send that journald will
+# not fully keep; it turns them into warnings.
+cdef object _reporter = None
+
+
+def set_reporter(fn):
+    """Install the callable the ``compat_*`` verbs call with ``(bits, fields, items)``."""
+    global _reporter
+    _reporter = fn
+
+
+cdef int _report(int r, dict fields, tuple items) except -1:
+    if _reporter is not None:
+        _reporter(r, fields, items)
+    return 0
+
+
+# The verbs themselves are C functions (no Python frame of their own: the
+# caller's location is the innermost frame, and a call costs no wrapper).
+
+@cython.binding(True)
+def send(MESSAGE, MESSAGE_ID=None, CODE_FILE=None, CODE_LINE=None, CODE_FUNC=None, **kwargs):
+    r"""Send one entry to the journal.
+
+    >>> send("Hello world")
+    >>> send("Binary", BINARY=b"\xde\xad\xbe\xef", MULTI_LINE="a\nb", COUNT=3)
+
+    ``MESSAGE`` is str (sent as UTF-8) or bytes. ``MESSAGE_ID`` is a
+    ``uuid.UUID`` or a hex str. Unless one of ``CODE_FILE``/``CODE_LINE``/
+    ``CODE_FUNC`` is given, the three are the caller's file, line and
+    function. Each keyword is one field: bytes are sent as they are (any
+    content, newlines and NULs included), str as UTF-8, anything else as
+    ``str(value)``.
+
+    Raises ``FieldError`` (a ``ValueError``) for a name journald would drop
+    (it keeps ``[A-Z0-9_]``, not starting with ``_`` or a digit, at most 64
+    characters), ``FileNotFoundError`` when journald's socket does not exist,
+    and ``OSError`` for any other failure of ``sd_journal_sendv``.
+    """
+    _entry(MESSAGE, MESSAGE_ID, CODE_FILE, CODE_LINE, CODE_FUNC, kwargs, 0, _STRICT | _LOCATION)
+
+
+@cython.binding(True)
+def compat_send(MESSAGE, MESSAGE_ID=None, CODE_FILE=None, CODE_LINE=None, CODE_FUNC=None,
+                **kwargs):
+    """python-systemd's ``journal.send``: as :func:`send`, but a field name journald
+    drops and a missing journald are reported to the reporter (warnings), not raised."""
+    cdef int r = _entry(MESSAGE, MESSAGE_ID, CODE_FILE, CODE_LINE, CODE_FUNC, kwargs, 0, _LOCATION)
+    if r:
+        _report(r, kwargs, ())
+
+
+@cython.binding(True)
+def sendv(*items, **fields):
+    """Send ready ``'NAME=value'`` items (str or bytes), as python-systemd's ``sendv``.
+
+    Keyword fields are accepted too, as in the older pystemd's
+    ``sendv(*args, **kwargs)``: ``True``/``False`` become ``true``/``false``,
+    paths their file name, bytes are sent as is, anything else ``str(value)``.
+    No caller location is added. Errors as for :func:`send`; no field at all
+    is a ``FieldError``.
+    """
+    _entry_v(items, fields, _STRICT)
+
+
+@cython.binding(True)
+def compat_sendv(*items, **fields):
+    """python-systemd's ``journal.sendv`` (see :func:`sendv`; failures are reported, not raised)."""
+    cdef int r = _entry_v(items, fields, 0)
+    if r:
+        _report(r, fields, items)
+
+
+def send_fields(message, message_id, code_file, code_line, code_func, dict fields, int depth,
+                int flags):
+    """The general form: one entry, ``fields`` as given; location ``depth`` frames up
+    (0 = the caller of this function) when ``flags`` has LOCATION and no CODE_* is given.
+
+    Returns 0, or the result bits (NO_JOURNALD, BAD_NAME) without ``STRICT``.
+    """
+    return _entry(message, message_id, code_file, code_line, code_func, fields, depth, flags)
 
 
 def caller(int depth):

@@ -49,10 +49,8 @@ __all__ = [
     "stream_fd",
 ]
 
-_c_send = _jsend.send
-_c_sendv = _jsend.sendv
+_send_fields = _jsend.send_fields
 _STRICT = _jsend.STRICT
-_LOCATION = _jsend.LOCATION
 _NO_JOURNALD = _jsend.NO_JOURNALD
 _BAD_NAME = _jsend.BAD_NAME
 
@@ -88,44 +86,10 @@ def _make_line(field: str, value: Any) -> Union[str, bytes]:
 # -- send ---------------------------------------------------------------------------
 
 
-def send(
-    MESSAGE: _Text,
-    MESSAGE_ID: Any = None,
-    CODE_FILE: Optional[_Text] = None,
-    CODE_LINE: Optional[int] = None,
-    CODE_FUNC: Optional[_Text] = None,
-    **kwargs: Any,
-) -> None:
-    r"""Send one entry to the journal.
-
-    >>> send("Hello world")
-    >>> send("Binary", BINARY=b"\xde\xad\xbe\xef", MULTI_LINE="a\nb", COUNT=3)
-
-    ``MESSAGE`` is str (sent as UTF-8) or bytes. ``MESSAGE_ID`` is a
-    ``uuid.UUID`` or a hex str. Unless one of ``CODE_FILE``/``CODE_LINE``/
-    ``CODE_FUNC`` is given, the three are the caller's file, line and
-    function. Each keyword is one field: bytes are sent as they are (any
-    content, newlines and NULs included), str as UTF-8, anything else as
-    ``str(value)``.
-
-    Raises ``FieldError`` (``ValueError``) for a name journald would drop
-    (it keeps ``[A-Z0-9_]``, not starting with ``_`` or a digit, at most 64
-    characters), ``FileNotFoundError`` when journald's socket does not exist,
-    and ``OSError`` for any other failure of ``sd_journal_sendv``.
-    """
-    _c_send(MESSAGE, MESSAGE_ID, CODE_FILE, CODE_LINE, CODE_FUNC, kwargs, 1, 3)
-
-
-def sendv(*items: _Text, **fields: Any) -> None:
-    """Send ready ``'NAME=value'`` items (str or bytes), as python-systemd's ``sendv``.
-
-    Keyword fields are accepted too, as in the older pystemd's
-    ``sendv(*args, **kwargs)``: ``True``/``False`` become ``true``/``false``,
-    paths their file name, bytes are sent as is, anything else ``str(value)``.
-    No caller location is added. Errors as for :func:`send`; no field at all
-    is a ``FieldError``.
-    """
-    _c_sendv(items, _old_style(fields) if fields else None, _STRICT)
+# send() and sendv() are C functions (pystemd._jsend): no Python frame of their
+# own, so the caller's location is one frame lookup and a call costs no wrapper.
+send = _jsend.send
+sendv = _jsend.sendv
 
 
 def log(priority: int, message: Any, **fields: Any) -> None:
@@ -154,7 +118,7 @@ def log(priority: int, message: Any, **fields: Any) -> None:
             if context and "CODE_CONTEXT" not in fields:
                 out["CODE_CONTEXT"] = context
     out.update(_old_style(fields))
-    _c_send(message, None, code_file, code_line, code_func, out, 0, _STRICT)
+    _send_fields(message, None, code_file, code_line, code_func, out, 0, _STRICT)
 
 
 def _check_priority(priority: Any) -> int:
@@ -344,16 +308,20 @@ class JournalHandler(_logging.Handler):
 _warned_no_journald = False
 
 
-def _report(result: int, names: Callable[[], list[str]]) -> None:
-    """Turn the C layer's result bits into JournalWarnings (drop-in flavour only)."""
+def _report(result: int, fields: dict[str, Any], items: tuple[_Text, ...]) -> None:
+    """The C layer's result bits as JournalWarnings (the drop-in flavour only).
+
+    Called by ``_jsend.compat_send``/``compat_sendv`` (C functions, no frame of
+    their own): stacklevel 2 is their caller.
+    """
     global _warned_no_journald
     if result & _BAD_NAME:
         _warnings.warn(
             JournalWarning(
-                f"journald drops the fields {names()}: names must be A-Z, 0-9 and _, not "
-                "starting with _ or a digit, at most 64 characters"
+                f"journald drops the fields {_bad_names(items, fields)}: names must be A-Z, "
+                "0-9 and _, not starting with _ or a digit, at most 64 characters"
             ),
-            stacklevel=3,
+            stacklevel=2,
         )
     if result & _NO_JOURNALD and not _warned_no_journald:
         _warned_no_journald = True
@@ -362,32 +330,20 @@ def _report(result: int, names: Callable[[], list[str]]) -> None:
                 f"journald is not running ({_jsend.SOCKET_PATH} does not exist): journal "
                 "entries are being dropped (warned once per process)"
             ),
-            stacklevel=3,
+            stacklevel=2,
         )
 
 
-def _compat_send(
-    MESSAGE: _Text,
-    MESSAGE_ID: Any = None,
-    CODE_FILE: Optional[_Text] = None,
-    CODE_LINE: Optional[int] = None,
-    CODE_FUNC: Optional[_Text] = None,
-    **kwargs: Any,
-) -> None:
-    """python-systemd's ``journal.send`` (see :func:`send`; failures warn instead of raising)."""
-    r = _c_send(MESSAGE, MESSAGE_ID, CODE_FILE, CODE_LINE, CODE_FUNC, kwargs, 1, _LOCATION)
-    if r:
-        _report(r, lambda: [k for k in kwargs if not _jsend.valid_field_name(k)])
+_jsend.set_reporter(_report)
+
+# python-systemd's journal.send / journal.sendv (see send and sendv above):
+# names journald drops are sent as given and a missing journald does not
+# raise, but both are reported with a JournalWarning.
+_compat_send = _jsend.compat_send
+_compat_sendv = _jsend.compat_sendv
 
 
-def _compat_sendv(*items: _Text, **fields: Any) -> None:
-    """python-systemd's ``journal.sendv`` (see :func:`sendv`; failures warn instead of raising)."""
-    r = _c_sendv(items, _old_style(fields) if fields else None, 0)
-    if r:
-        _report(r, lambda: _bad_item_names(items, fields))
-
-
-def _bad_item_names(items: tuple[_Text, ...], fields: dict[str, Any]) -> list[str]:
+def _bad_names(items: tuple[_Text, ...], fields: dict[str, Any]) -> list[str]:
     names = []
     for item in items:
         if isinstance(item, bytes):

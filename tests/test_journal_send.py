@@ -411,6 +411,30 @@ def test_socket_without_journald_behind_it_raises(tmp_path: Path) -> None:
     assert out["compat"] == ["ConnectionRefusedError", 111, "/run/systemd/journal/socket"]
 
 
+VANISHING = """
+import json, os, socket, time
+from pystemd import _jsend, _writer
+rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+rx.bind("/run/systemd/journal/socket")
+out = {}
+_writer.send("while the socket is there")
+out["received"] = rx.recv(65536).startswith(b"MESSAGE=while the socket is there\\n")
+os.unlink("/run/systemd/journal/socket")   # e.g. systemd-journald.socket stopped
+time.sleep(_jsend.SOCKET_RECHECK_S * 1.5)  # a positive check is trusted this long
+try:
+    _writer.send("after the socket went away")
+except FileNotFoundError as e:
+    out["after"] = e.filename
+print(json.dumps(out))
+"""
+
+
+def test_a_socket_that_goes_away_is_noticed(tmp_path: Path) -> None:
+    cp = run_private_ns("mkdir /run/systemd/journal && ", write_script(tmp_path, VANISHING))
+    assert cp.returncode == 0, cp.stderr
+    assert json.loads(cp.stdout) == {"received": True, "after": "/run/systemd/journal/socket"}
+
+
 GIL = """
 import json, socket, threading, time
 from pystemd._writer import send
