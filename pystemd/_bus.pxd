@@ -85,6 +85,7 @@ cdef class Bus:
     cdef sd_bus_message *new_method_call(self, object destination, object path,
                                          object interface, object member) except NULL
     cdef sd_bus_message *call_message(self, sd_bus_message *m, uint64_t usec) except NULL
+    cdef sd_bus_message *_await_reply(self, uint64_t cookie, uint64_t start, uint64_t total) except NULL
     cdef int wait_until(self, int *done, uint64_t deadline_us) except -1
     cdef int _wait_loop(self, int *done, long long spin) except -1
     cdef list _run_batch(self, list items, bint is_get, uint64_t usec, Py_ssize_t window,

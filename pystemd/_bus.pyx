@@ -38,6 +38,8 @@ from pystemd._errors cimport check, check_ctx, raise_errno, bus_error_from
 
 import os as _os
 import warnings as _warnings
+
+from pystemd.errors import bus_error as _bus_error_by_name
 import weakref as _weakref
 
 cdef extern from "errno.h":
@@ -49,6 +51,7 @@ cdef extern from "errno.h":
         ENOBUFS
         EBUSY
         ECONNRESET
+        ETIMEDOUT
 
 cdef extern from "pystemd/compat.h":
     int PYSTEMD_LIBSYSTEMD_VERSION
@@ -1164,6 +1167,30 @@ cdef inline uint64_t _timeout_usec(object timeout) except? 0:
     return usec if usec > 0 else 1
 
 
+cdef object _no_reply():
+    return _bus_error_by_name("org.freedesktop.DBus.Error.NoReply", "Method call timed out", ETIMEDOUT)
+
+
+cdef void _unprocessed(sd_bus_message *msg) noexcept:
+    # What sd_bus_process() does with a message nobody handled: a method call
+    # gets an UnknownObject error (unless it wants no reply); the rest is dropped.
+    cdef uint8_t t = 0
+    cdef sd_bus_error e
+    cdef const char *path
+    if (sd_bus_message_get_type(msg, &t) >= 0 and t == SD_BUS_MESSAGE_METHOD_CALL
+            and sd_bus_message_get_expect_reply(msg) > 0):
+        path = sd_bus_message_get_path(msg)
+        try:
+            text = f"Unknown object '{_str(path) if path != NULL else ''}'.".encode()
+        except BaseException:
+            text = b"Unknown object."
+        e.name = b"org.freedesktop.DBus.Error.UnknownObject"
+        e.message = text
+        e._need_free = 0
+        sd_bus_reply_method_error(msg, &e)  # best effort, as sd-bus does
+    sd_bus_message_unref(msg)
+
+
 # ---------------------------------------------------------------------------
 # match slots
 
@@ -1886,11 +1913,17 @@ cdef class Bus:
         """Send m and wait for its reply (the lock must be held).
 
         Returns a new reference to the reply; an error reply raises.
+
+        The GIL policy: first sd-bus's own sd_bus_call() with the GIL held and
+        a timeout of gil_hold_us (a fast reply costs exactly what it costs in
+        C); if no reply came by then, the call goes on without the GIL: the
+        reply is picked out of sd_bus_process() by its cookie, and whatever
+        else arrives meanwhile is dispatched as usual (callbacks deferred).
         """
-        cdef _Pending p
-        cdef sd_bus_slot *slot = NULL
         cdef sd_bus_message *reply = NULL
         cdef sd_bus_error err = SD_BUS_ERROR_NULL
+        cdef uint64_t total = usec, first, cookie = 0, start = _now_us()
+        cdef long long hold = self.gil_hold_us
         cdef int r
         if sd_bus_get_current_message(self.bus) != NULL:
             # Called from inside sd-bus's dispatch (a C callback of another
@@ -1905,25 +1938,78 @@ cdef class Bus:
                     sd_bus_error_free(&err)
                 raise exc
             return reply
-        p.reply = NULL
-        p.done = 0
-        r = sd_bus_call_async(self.bus, &slot, m, _on_reply, &p, usec)
-        if r < 0:
-            check_ctx(r, "sd_bus_call_async")
-        try:
-            self.wait_until(&p.done, 0)
-        except BaseException:
-            if p.reply != NULL:
-                sd_bus_message_unref(p.reply)
-            raise
-        finally:
-            sd_bus_slot_unref(slot)
-        reply = p.reply
+        if total == 0:
+            check(sd_bus_get_method_call_timeout(self.bus, &total))
+        if hold > 0:
+            first = <uint64_t>hold if <uint64_t>hold < total else total
+            r = sd_bus_call(self.bus, m, first, &err, &reply)
+            if r >= 0:
+                return reply
+            # sd_bus_call's own timeout (not an error reply that maps to
+            # ETIMEDOUT): it sets a constant error (_need_free 0), while an
+            # error reply is copied out of the message
+            own = (r == -ETIMEDOUT and err._need_free == 0 and _now_us() - start >= first
+                   and sd_bus_message_get_cookie(m, &cookie) >= 0)
+            if not own and r != -EINTR:
+                try:
+                    exc = bus_error_from(&err, r)
+                finally:
+                    sd_bus_error_free(&err)
+                raise exc
+            sd_bus_error_free(&err)
+            if r == -EINTR:
+                check(sd_bus_message_get_cookie(m, &cookie))
+                PyErr_CheckSignals()
+            elif first >= total:
+                raise _no_reply()
+        else:
+            check_ctx(sd_bus_send(self.bus, m, &cookie), "sd_bus_send")
+        reply = self._await_reply(cookie, start, total)
         if sd_bus_message_is_method_error(reply, NULL) > 0:
-            exc = bus_error_from(sd_bus_message_get_error(reply), -sd_bus_message_get_errno(reply))
-            sd_bus_message_unref(reply)
+            try:
+                exc = bus_error_from(sd_bus_message_get_error(reply), -sd_bus_message_get_errno(reply))
+            finally:
+                sd_bus_message_unref(reply)
             raise exc
         return reply
+
+    cdef sd_bus_message *_await_reply(self, uint64_t cookie, uint64_t start, uint64_t total) except NULL:
+        """The slow half of call_message: wait for the reply to ``cookie``
+        without the GIL, dispatching everything else that arrives."""
+        cdef sd_bus_message *msg = NULL
+        cdef uint64_t rc = 0, now, left
+        cdef uint8_t mtype = 0
+        cdef int r
+        self._in_call += 1
+        try:
+            while True:
+                msg = NULL
+                r = sd_bus_process(self.bus, &msg)
+                if r < 0:
+                    check_ctx(r, "sd_bus_process")
+                if msg != NULL:
+                    if (sd_bus_message_get_reply_cookie(msg, &rc) >= 0 and rc == cookie
+                            and sd_bus_message_get_type(msg, &mtype) >= 0
+                            and (mtype == SD_BUS_MESSAGE_METHOD_RETURN or mtype == SD_BUS_MESSAGE_METHOD_ERROR)):
+                        return msg
+                    _unprocessed(msg)
+                    continue
+                if r > 0:
+                    continue
+                now = _now_us()
+                if total != UINT64_MAX and now - start >= total:
+                    raise _no_reply()
+                left = UINT64_MAX if total == UINT64_MAX else total - (now - start)
+                # sd_bus_wait only polls (it changes nothing in the sd_bus),
+                # so another thread may drop messages meanwhile
+                with nogil:
+                    r = sd_bus_wait(self.bus, left)
+                if r == -EINTR:
+                    PyErr_CheckSignals()
+                elif r < 0:
+                    check_ctx(r, "sd_bus_wait")
+        finally:
+            self._in_call -= 1
 
     def call(self, destination, path, interface, member, signature="", args=(),
              *, timeout=None, int flags=0, bint no_reply=False, bint interactive=False):
