@@ -146,8 +146,26 @@ def _check_line(line: str) -> tuple[str, str]:
     return name, value
 
 
+# States already validated (WATCHDOG=1 every few seconds, READY=1...): skip the checks.
+_VALIDATED: dict[str, bytes] = {}
+_VALIDATED_MAX = 64
+
+
 def _encode_state(state: str | bytes, n_fds: int) -> bytes:
     """Validate a newline-separated state and return it as sent (UTF-8)."""
+    if not n_fds and type(state) is str:
+        data = _VALIDATED.get(state)
+        if data is not None:
+            return data
+        data = _encode_state_checked(state, 0)
+        if len(_VALIDATED) >= _VALIDATED_MAX:
+            _VALIDATED.clear()
+        _VALIDATED[state] = data
+        return data
+    return _encode_state_checked(state, n_fds)
+
+
+def _encode_state_checked(state: str | bytes, n_fds: int) -> bytes:
     if isinstance(state, bytes):
         try:
             text = state.decode("utf-8")
@@ -207,6 +225,13 @@ def _socket_ctx() -> str:
     return f"NOTIFY_SOCKET={os.environ.get('NOTIFY_SOCKET', '')}"
 
 
+def _with_socket_ctx(e: OSError) -> OSError:
+    # name the socket in the error (built only when there is one: sending stays cheap)
+    if e.errno is None or e.filename is not None:
+        return e
+    return type(e)(e.errno, e.strerror, _socket_ctx())
+
+
 def _send(
     state: str | bytes,
     unset_environment: bool = False,
@@ -219,13 +244,14 @@ def _send(
         raise ValueError(f"pid must be >= 0 (0: this process), got {pid}")
     fd_list = None if fds is None else _open_fds(fds)
     data = _encode_state(state, len(fd_list) if fd_list else 0)
-    what = _socket_ctx()
     try:
         if fd_list is not None:
-            return _daemon.pid_notify_with_fds(pid, unset_environment, data, fd_list, what)
+            return _daemon.pid_notify_with_fds(pid, unset_environment, data, fd_list)
         if pid:
-            return _daemon.pid_notify(pid, unset_environment, data, what)
-        return _daemon.notify(unset_environment, data, what)
+            return _daemon.pid_notify(pid, unset_environment, data)
+        return _daemon.notify(unset_environment, data)
+    except OSError as e:
+        raise _with_socket_ctx(e) from None
     finally:
         if unset_environment:
             os.environ.pop("NOTIFY_SOCKET", None)
