@@ -55,6 +55,9 @@ cdef extern from "errno.h":
         ENOENT
         ENOMEM
         EADDRNOTAVAIL
+        EBADMSG
+        ENODATA
+        EPROTONOSUPPORT
 
 cdef extern from "Python.h":
     ctypedef struct PyStructSequence_Field:
@@ -716,6 +719,11 @@ cdef class _Reader:
                 sd_journal_close(jj)
             if r == -EINVAL:
                 raise ValueError(f"Opening the journal failed: invalid flags {flags:#x} or arguments for {what}")
+            if r == -EBADMSG or r == -ENODATA:
+                raise OSError(-r, _os.strerror(-r) + " (corrupted, truncated or not a journal file)", what)
+            if r == -EPROTONOSUPPORT:
+                raise OSError(-r, _os.strerror(-r) + " (a journal file format this libsystemd cannot read:"
+                              " written by a newer systemd?)", what)
             check_ctx(r, what)
         self.j = jj
         self._what = what

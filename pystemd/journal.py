@@ -38,6 +38,7 @@ import datetime as _datetime
 import os as _os
 import time as _time
 import uuid as _uuid
+import warnings as _warnings
 import weakref as _weakref
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from syslog import (
@@ -108,6 +109,7 @@ __all__ = [
     "SYSTEM",
     "SYSTEM_ONLY",
     "ClosedJournalError",
+    "JournalFileWarning",
     "JournalHandler",
     "Monotonic",
     "Reader",
@@ -358,6 +360,9 @@ class Reader(_Reader):
                     f"files must be a list of journal files or fds, got {type(files).__name__}"
                 )
         super().__init__(flags, path, files, namespace)
+        self.unreadable_files: list[tuple[str, OSError]] = []
+        if path is not None and not isinstance(path, int):
+            self._report_skipped(path)
         conv = DEFAULT_CONVERTERS.copy()
         if converters is not None:
             conv.update(converters)
@@ -368,6 +373,35 @@ class Reader(_Reader):
         )
         if raw or fields is not None:
             self._configure(raw, None if fields is None else tuple(fields), _journal.META_ALL)
+
+    def _report_skipped(self, path: PathArg) -> None:
+        # sd_journal_open_directory() skips a file it cannot read, silently (journalctl
+        # learns of it through libsystemd internals). The files it opened add up to
+        # get_usage(); when the directory holds more, open the candidates one by one
+        # to name the unreadable ones.
+        cands = _journal_files_in(_os.fsdecode(path))
+        total = 0
+        for f in cands:
+            try:
+                total += _os.stat(f).st_blocks * 512
+            except OSError:
+                pass
+        if total <= self.get_usage():
+            return
+        for f in cands:
+            try:
+                _Reader(0, None, [f], None).close()
+            except OSError as e:
+                self.unreadable_files.append((f, e))
+        if self.unreadable_files:
+            what = ", ".join(f"{f} ({e.strerror})" for f, e in self.unreadable_files)
+            _warnings.warn(
+                JournalFileWarning(
+                    f"{len(self.unreadable_files)} journal file(s) under {_os.fsdecode(path)} "
+                    f"cannot be read and are skipped: {what}"
+                ),
+                stacklevel=3,
+            )
 
     # -- configuration ------------------------------------------------------------
 
@@ -673,6 +707,33 @@ class Reader(_Reader):
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<{type(self).__name__} {self._what} ({state})>"
+
+
+class JournalFileWarning(UserWarning):
+    """A journal file in the directory a Reader opened cannot be read (it is skipped)."""
+
+
+def _journal_files_in(directory: str) -> list[str]:
+    """The files sd_journal_open_directory() considers: *.journal(~), also in machine-id dirs."""
+    out: list[str] = []
+
+    def scan(d: str, depth: int) -> None:
+        try:
+            it = list(_os.scandir(d))
+        except OSError:
+            return
+        for de in it:
+            if de.name.endswith((".journal", ".journal~")) and de.is_file():
+                out.append(de.path)
+            elif depth == 0 and len(de.name) == 32 and de.is_dir():
+                try:
+                    int(de.name, 16)
+                except ValueError:
+                    continue
+                scan(de.path, 1)
+
+    scan(directory, 0)
+    return sorted(out)
 
 
 def _current_boot_hex() -> str:

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -585,8 +586,27 @@ def test_unreadable_file_is_a_clear_error(tmp_path: Path, journals: Journals, ho
     with pytest.raises(OSError) as ei:
         with Reader(files=[bad]) as r:
             list(r)
-    assert str(bad) in str(ei.value)
+    assert str(bad) in str(ei.value) and "corrupted, truncated or not a journal file" in str(ei.value)
     assert ei.value.errno in (errno.EBADMSG, errno.ENODATA, errno.EPROTONOSUPPORT, errno.EINVAL, errno.EIO)
+
+
+def test_unreadable_files_in_a_directory_are_named(tmp_path: Path, journals: Journals) -> None:
+    # libsystemd skips them silently; the Reader warns and lists them
+    d = tmp_path / "mixed"
+    d.mkdir()
+    shutil.copy(journals.tricky, d / "good.journal")
+    _corrupt(journals.tricky, d / "bad.journal", "garbage")
+    _corrupt(journals.tricky, d / "trunc.journal", "truncated")
+    with pytest.warns(journal.JournalFileWarning, match="2 journal file") as w:
+        r = Reader(path=d)
+    with r:
+        assert str(d / "bad.journal") in str(w[0].message)
+        assert sorted(f for f, _ in r.unreadable_files) == [str(d / "bad.journal"), str(d / "trunc.journal")]
+        assert len(list(r)) == len(journals.tricky_entries)  # the good file is read
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with Reader(path=journals.many_dir) as r:
+            assert r.unreadable_files == []
 
 
 def test_damaged_entries_raise_and_reading_can_go_on(tmp_path: Path, journals: Journals) -> None:
