@@ -29,9 +29,11 @@ from typing import Any, Callable, Optional, TypeVar
 __all__ = [
     "AccessDenied",
     "AddressInUse",
+    "AdtAuditDataUnknown",
     "AuthFailed",
     "BadAddress",
     "BusError",
+    "BusIOError",
     "Disconnected",
     "Failed",
     "FileExists",
@@ -39,6 +41,7 @@ __all__ = [
     "InconsistentMessage",
     "InteractiveAuthorizationRequired",
     "InvalidArgs",
+    "InvalidFileContent",
     "InvalidSignature",
     "JobFailed",
     "LimitsExceeded",
@@ -54,11 +57,14 @@ __all__ = [
     "NoUnitForInvocationID",
     "NoUnitForPID",
     "NotSupported",
+    "ObjectPathInUse",
     "PropertyReadOnly",
     "PystemdError",
+    "SELinuxSecurityContextUnknown",
     "ServiceUnknown",
     "TimedOut",
     "Timeout",
+    "UnitExists",
     "UnitMasked",
     "UnixProcessIdUnknown",
     "UnknownInterface",
@@ -66,6 +72,7 @@ __all__ = [
     "UnknownObject",
     "UnknownProperty",
     "bus_error",
+    "errno_name",
     "register",
 ]
 
@@ -121,9 +128,41 @@ class BusError(PystemdError):
 
 
 def bus_error(name: str, message: str = "", errno: Optional[int] = None) -> BusError:
-    """Build the exception registered for ``name`` (``BusError`` if none is)."""
-    cls = _REGISTRY.get(name, BusError)
+    """Build the exception registered for ``name`` (``BusError`` if none is).
+
+    ``System.Error.ENOENT`` and friends (the names sd-bus gives errors made
+    from an errno) become a :class:`BusError` that is also the builtin
+    ``OSError`` subclass for that errno (``FileNotFoundError`` ...).
+    """
+    cls = _REGISTRY.get(name)
+    if cls is None:
+        cls = _system_error_class(name) if name.startswith(_SYSTEM) else BusError
+    if errno is None and cls.__dict__.get("_errno") is not None:
+        errno = cls.__dict__["_errno"]
     return cls(name, message, errno)
+
+
+_SYSTEM = "System.Error."
+_SYSTEM_CLASSES: dict[str, type[BusError]] = {}
+
+
+def _system_error_class(name: str) -> type[BusError]:
+    """A BusError mixed with the OSError subclass for ``System.Error.E<NAME>``."""
+    cls = _SYSTEM_CLASSES.get(name)
+    if cls is not None:
+        return cls
+    code = getattr(_errno, name[len(_SYSTEM) :], None)
+    if not isinstance(code, int) or not name[len(_SYSTEM) :].startswith("E"):
+        return BusError
+    builtin = type(OSError(code, ""))
+    cls = type(
+        "BusError_" + name[len(_SYSTEM) :],
+        (BusError, builtin),
+        {"__module__": __name__, "__doc__": f"``{name}``", "dbus_name": name, "_errno": code},
+    )
+    if len(_SYSTEM_CLASSES) < 512:  # errno names are a finite set; never grow without bound
+        _SYSTEM_CLASSES[name] = cls
+    return cls
 
 
 def _std(short: str, *bases: type, dbus: str = "org.freedesktop.DBus.Error.") -> type[BusError]:
@@ -164,6 +203,10 @@ InvalidSignature = _std("InvalidSignature", ValueError)
 InconsistentMessage = _std("InconsistentMessage", ValueError)
 MatchRuleNotFound = _std("MatchRuleNotFound", LookupError)
 MatchRuleInvalid = _std("MatchRuleInvalid", ValueError)
+ObjectPathInUse = _std("ObjectPathInUse", FileExistsError)
+InvalidFileContent = _std("InvalidFileContent", ValueError)
+SELinuxSecurityContextUnknown = _std("SELinuxSecurityContextUnknown", LookupError)
+AdtAuditDataUnknown = _std("AdtAuditDataUnknown", LookupError)
 
 # systemd's own (org.freedesktop.systemd1.*), the ones agents meet daily.
 _S1 = "org.freedesktop.systemd1."
