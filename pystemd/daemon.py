@@ -1,10 +1,13 @@
 """sd-daemon for services: notify, the watchdog, the fd store, socket activation.
 
->>> from pystemd import daemon
->>> daemon.notify_ready("serving on :8080")        # READY=1 + STATUS=...
-True
->>> with daemon.Watchdog():                        # WATCHDOG=1 every WatchdogSec/2, in a thread
-...     serve(daemon.listen_sockets())             # the sockets systemd passed, as socket.socket
+::
+
+    from pystemd import daemon
+
+    sockets = daemon.listen_sockets()          # what systemd passed, as socket.socket
+    daemon.notify_ready("serving on :8080")    # READY=1 + STATUS=...
+    with daemon.Watchdog():                    # WATCHDOG=1 every WatchdogSec/2, in a thread
+        serve(sockets)
 
 Every call returns ``False`` when the process is not supervised (no
 ``$NOTIFY_SOCKET``), so a service runs the same outside systemd. Anything
