@@ -18,6 +18,7 @@ interleaved rounds; ratios are to the C floor's row. See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -362,6 +363,8 @@ def run_slow(
 
 def run_rss(report: C.Report, runners: list[C.Runner], s: Settings, log: Any) -> None:
     es = entries(runners, "rss_get", n=s.rss_calls)
+    for e in es:
+        e.warmup = False  # helpers.rss_growth warms up (2,000 calls) itself
     res = C.measure(es, rounds=1, log=log)
     cols = [
         C.col_metric("rss_kib_per_10k", "RSS growth KiB/10k calls"),
@@ -406,7 +409,7 @@ def inner_private(args: argparse.Namespace) -> int:
     ]
     runners = C.start_runners(
         [
-            (lbl, lambda lbl=lbl, sn=sn, cfg=cfg: C.LocalRunner(lbl, C.PEERS_DIR / sn, cfg))
+            (lbl, functools.partial(C.LocalRunner, lbl, C.PEERS_DIR / sn, cfg))
             for lbl, sn, cfg in specs
         ],
         log=lambda m: print(m, file=sys.stderr),

@@ -332,6 +332,7 @@ class Entry:
     ``n=None`` calibrates ``n`` to about ``round_time`` per repetition.
     ``subject`` marks pystemd's own rows (their verdicts go to the summary).
     ``status`` (e.g. "pending: ...") makes a placeholder row that is not run.
+    ``warmup=False`` skips the warm-up run (a case that warms itself up).
     """
 
     label: str
@@ -341,6 +342,7 @@ class Entry:
     subject: bool = False
     status: str = ""
     reference: bool = False
+    warmup: bool = True
 
 
 @dataclass
@@ -405,7 +407,8 @@ def measure(
             continue
         try:
             if e.n is not None:
-                e.runner.run(e.case, e.n)  # warm-up
+                if e.warmup:
+                    e.runner.run(e.case, e.n)  # warm-up
                 r.n = e.n
             else:
                 s = e.runner.run(e.case, 3)  # warm-up (connections, caches, first use)
