@@ -1136,6 +1136,10 @@ cdef class _Reader:
             self._release()
         return n
 
+    @data_threshold.deleter
+    def data_threshold(self):
+        raise AttributeError("cannot delete data_threshold")
+
     @data_threshold.setter
     def data_threshold(self, value):
         if not isinstance(value, int):

@@ -4,8 +4,6 @@ Code that imports ``systemd._reader`` (``_Reader``, ``Monotonic``, the flag
 and event constants, ``_get_catalog``) finds the same names here.
 """
 
-from __future__ import annotations
-
 from pystemd._journal import (  # noqa: F401  (python-systemd's _reader names)
     APPEND,
     CURRENT_USER,

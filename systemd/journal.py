@@ -24,7 +24,6 @@ import os as _os
 import sys as _sys
 import traceback as _traceback
 import uuid as _uuid
-import warnings as _warnings
 from syslog import (  # noqa: F401  (re-exported)
     LOG_ALERT,
     LOG_CRIT,
@@ -86,7 +85,7 @@ if TYPE_CHECKING:
 __version__ = "235"
 
 
-class Reader(_pj.Reader):
+class Reader(_pj.Reader):  # noqa: F821
     """Reader allows filtering and retrieval of Journal entries.
 
     python-systemd 235's ``Reader``: ``Reader(flags=None, path=None,
@@ -109,7 +108,9 @@ class Reader(_pj.Reader):
     ) -> None:
         if namespace is not None and (path is not None or files is not None):
             # python-systemd ignores the namespace here; so do we, but say so
-            _warnings.warn(
+            import warnings
+
+            warnings.warn(
                 "Reader(): namespace is ignored when path or files is given (as python-systemd)",
                 UserWarning,
                 stacklevel=2,
@@ -134,5 +135,5 @@ class Reader(_pj.Reader):
         super().this_machine(machineid)
 
 
-# the annotations future import's name is not python-systemd's
-del TYPE_CHECKING, annotations  # noqa: F821
+# keep the namespace python-systemd's (the annotations future import's name is not)
+del TYPE_CHECKING, annotations, _pj  # noqa: F821
