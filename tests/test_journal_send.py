@@ -730,3 +730,29 @@ def test_stream(systemd_sandbox_factory: Any) -> None:
     assert one(theirs, "SYSLOG_IDENTIFIER") == b"/opt/app/streamer.py"
     assert one(theirs, "PRIORITY") == b"4"
     assert set(user_fields(theirs)) == set(user_fields(ours))
+
+
+# -- the benchmark still runs (no figures asserted: those belong to bench/) -----------
+
+
+@pytest.mark.sandbox
+@pytest.mark.slow
+def test_bench_journal_send_smoke(tmp_path: Path) -> None:
+    from pystemd.testing import SandboxUnavailable, check_requirements
+    from pystemd.testing.pytest_plugin import unavailable
+
+    try:
+        check_requirements()
+    except SandboxUnavailable as e:
+        unavailable(f"systemd sandbox unavailable: {e}")
+    out_json = tmp_path / "bench.json"
+    cp = subprocess.run(
+        [PY, str(REPO / "bench" / "bench_journal_send.py"), "--quick", "--no-peers",
+         "--rounds", "1", "--n", "40", "--only", "send,isolated", "--json", str(out_json)],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )  # fmt: skip
+    assert cp.returncode == 0, cp.stdout[-2000:] + cp.stderr[-2000:]
+    assert "== send(): client cost per call into the sandbox's journald" in cp.stdout
+    assert "== send(): client cost per call into a datagram socket that only drains" in cp.stdout
+    assert "C floor: sd_journal_sendv" in cp.stdout and "pystemd send() *" in cp.stdout
+    assert out_json.exists() and Path(str(out_json) + ".isolated").exists()
