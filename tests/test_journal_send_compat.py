@@ -27,8 +27,6 @@ from test_journal_send import (
     write_script,
 )
 
-pytestmark = pytest.mark.sandbox
-
 SCRIPT = """
 import logging, sys, uuid
 impl, run = sys.argv[1], sys.argv[2]
@@ -117,6 +115,7 @@ def entries(systemd_sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> d
     return {"by": by, "script": script}
 
 
+@pytest.mark.sandbox
 @pytest.mark.parametrize("case", CASES)
 def test_drop_in_matches_python_systemd(entries: dict[str, Any], case: str) -> None:
     theirs = entries["by"]["python-systemd"]
@@ -126,6 +125,7 @@ def test_drop_in_matches_python_systemd(entries: dict[str, Any], case: str) -> N
     assert one(ours[case], "_TRANSPORT") == one(theirs[case], "_TRANSPORT") == b"journal"
 
 
+@pytest.mark.sandbox
 @pytest.mark.parametrize("case", [c for c in CASES if c not in ("8", "12")])
 def test_pystemd_flavour_matches_python_systemd(entries: dict[str, Any], case: str) -> None:
     theirs = entries["by"]["python-systemd"][case]
@@ -133,6 +133,7 @@ def test_pystemd_flavour_matches_python_systemd(entries: dict[str, Any], case: s
     assert _fields(ours) == _fields(theirs)
 
 
+@pytest.mark.sandbox
 def test_what_the_comparison_covered(entries: dict[str, Any]) -> None:
     theirs = entries["by"]["python-systemd"]
     script = str(entries["script"]).encode()
@@ -151,3 +152,24 @@ def test_what_the_comparison_covered(entries: dict[str, Any]) -> None:
         b"ZeroDivisionError: division by zero"
     )
     assert one(theirs["11"], "EXCEPTION_INFO").startswith(b"(<class 'ZeroDivisionError'>")
+
+
+def test_the_modules_export_the_right_flavour() -> None:
+    # not sandbox-bound, but kept next to the comparison it relies on
+    import pystemd.journal as pj
+    import systemd.journal as sj
+    from pystemd import _writer
+
+    assert (sj.send, sj.sendv, sj.stream, sj.JournalHandler) == (
+        _writer._compat_send, _writer._compat_sendv, _writer._compat_stream,
+        _writer._CompatJournalHandler,
+    )  # fmt: skip
+    assert sj.stream_fd is _writer.stream_fd and sj._make_line is _writer._make_line
+    assert sj._valid_field_name is _writer._valid_field_name
+    assert sj._IDENT_CHARACTER is _writer._IDENT_CHARACTER
+    assert not hasattr(sj, "log")  # python-systemd has none; `import *` must not shadow a `log`
+    assert (pj.send, pj.sendv, pj.stream, pj.stream_fd, pj.JournalHandler, pj.log) == (
+        _writer.send, _writer.sendv, _writer.stream, _writer.stream_fd,
+        _writer.JournalHandler, _writer.log,
+    )  # fmt: skip
+    assert sj.JournalHandler.__name__ == "JournalHandler" and sj.send.__name__ == "send"
