@@ -452,8 +452,8 @@ class Target:
     check: Callable[[Result, Table], Optional[bool]]
 
 
-def ratio_target(max_ratio: float, *, stat: str = "min") -> Target:
-    """≤ ``max_ratio`` × the reference row (min per op by default)."""
+def ratio_target(max_ratio: float, *, stat: str = "paired") -> Target:
+    """≤ ``max_ratio`` × the reference row (``stat``: see :meth:`Table.ratio`)."""
 
     def check(r: Result, t: Table) -> Optional[bool]:
         x = t.ratio(r, stat)
@@ -514,10 +514,10 @@ def col_us(stat: str = "min", key: str = "wall", header: str = "") -> Column:
     return Column(header, cell)
 
 
-def col_ratio(stat: str = "min", header: str = "") -> Column:
+def col_ratio(stat: str = "min", header: str = "", digits: int = 2) -> Column:
     def cell(r: Result, t: Table) -> str:
         x = t.ratio(r, stat)
-        return "-" if x is None else f"{x:.2f}×"
+        return "-" if x is None else f"{x:.{digits}f}×"
 
     return Column(header or f"×ref ({stat})", cell)
 
@@ -564,8 +564,14 @@ class Table:
         self.ref: Optional[Result] = refs[0] if refs else None
 
     def ratio(self, r: Result, stat: str = "min") -> Optional[float]:
+        """``r`` over the reference row: ``min``/``min``, ``median``/``median``, or
+        ``paired``: the median over rounds of the two rows' ratio within a round
+        (rows of one round run back to back, under the same load)."""
         if self.ref is None or not r.ok:
             return None
+        if stat == "paired":
+            pairs = [a / b for a, b in zip(r.per_op(), self.ref.per_op()) if b > 0]
+            return statistics.median(pairs) if pairs else None
         if stat == "min":
             a, b = r.min_us(), self.ref.min_us()
         else:
@@ -624,6 +630,7 @@ class Table:
             d["cpu_median_us"] = r.median_us("cpu") if r.ok else None
             d["ratio_min"] = self.ratio(r, "min")
             d["ratio_median"] = self.ratio(r, "median")
+            d["ratio_paired"] = self.ratio(r, "paired")
             d["verdicts"] = {t.text: v for t, v in zip(self.targets, self.verdicts(r))}
             rows.append(d)
         return {
