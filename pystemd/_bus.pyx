@@ -1260,6 +1260,7 @@ cdef void _on_slot_destroy(void *userdata) noexcept with gil:
     # sd-bus is done with the slot: drop the reference the registration took.
     cdef Slot s = <Slot>userdata
     s.slot = NULL
+    s.callback = None  # callbacks already queued keep their own reference
     try:
         b = s._bus_ref() if s._bus_ref is not None else None
         if b is not None and (<Bus>b)._slots is not None:
@@ -1637,8 +1638,9 @@ cdef class Bus:
         for x in list(self._slots):
             s = <Slot>x
             if s.slot != NULL:
-                sd_bus_slot_unref(s.slot)
+                sd_bus_slot_unref(s.slot)  # the destroy callback releases s
                 s.slot = NULL
+            s.callback = None
         self._slots.clear()
 
     def close(self):
@@ -2290,9 +2292,12 @@ cdef class Bus:
                 slot.slot = NULL
                 Py_DECREF(slot)
                 check_ctx(r, "sd_bus_slot_set_destroy_callback")
+            # Floating: the bus takes a reference of its own; dropping ours
+            # leaves the bus the only owner (freed with the bus, or by
+            # Slot.remove() taking that last reference)
             r = sd_bus_slot_set_floating(s, 1)
+            sd_bus_slot_unref(s)
             if r < 0:
-                sd_bus_slot_unref(s)
                 check_ctx(r, "sd_bus_slot_set_floating")
             self._slots.add(slot)
             if client:

@@ -30,14 +30,25 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Optional, Union
+import time
+from typing import Any, Callable, Optional, Union
 
 from pystemd import _bus
-from pystemd._bus import UnixFD, Variant, path_decode, path_encode, split_signature
+from pystemd._bus import (
+    Message,
+    Slot,
+    UnixFD,
+    Variant,
+    path_decode,
+    path_encode,
+    split_signature,
+)
 
 __all__ = [
     "KEEP_VARIANTS",
     "Bus",
+    "Message",
+    "Slot",
     "UnixFD",
     "Variant",
     "path_decode",
@@ -114,6 +125,34 @@ class Bus(_bus.Bus):
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+    # -- blocking event loop helpers (signals without asyncio) ---------------
+
+    def process_pending(self) -> int:
+        """Run ``process()`` until it is idle; returns how many times it did something."""
+        n = 0
+        while self.process():
+            n += 1
+        return n
+
+    def run_until(self, predicate: Callable[[], Any], timeout: Optional[float] = None) -> bool:
+        """Process messages (waiting without the GIL) until ``predicate()`` is true.
+
+        Returns True when it became true, False when ``timeout`` seconds passed.
+        Callbacks run here; an exception one raises propagates.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self.process_pending()
+            if predicate():
+                return True
+            if deadline is None:
+                self.wait()
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.wait(left)
 
 
 _local = threading.local()
