@@ -72,20 +72,18 @@ from pystemd._journal import (
     _Reader,
 )
 
-try:  # the writing half lives in its own module
-    from pystemd._writer import (
-        _IDENT_CHARACTER,
-        JournalHandler,
-        _make_line,
-        _valid_field_name,
-        log,
-        send,
-        sendv,
-        stream,
-        stream_fd,
-    )
-except ImportError:  # pragma: no cover - only while the writer is not built
-    pass
+# the writing half lives in its own module
+from pystemd._writer import (  # noqa: F401  (python-systemd's private helpers, re-exported)
+    _IDENT_CHARACTER,
+    JournalHandler,
+    _make_line,
+    _valid_field_name,
+    log,
+    send,
+    sendv,
+    stream,
+    stream_fd,
+)
 
 __all__ = [
     "ALL_NAMESPACES",
@@ -245,10 +243,6 @@ def _match_line(field: str, value: Any) -> Union[str, bytes]:
     return field + "=" + str(value)
 
 
-if "_make_line" not in globals():  # pragma: no cover
-    _make_line = _match_line
-
-
 def _usec(td: _datetime.timedelta) -> int:
     return td // _US
 
@@ -264,7 +258,7 @@ def _realtime_usec(value: Any) -> int:
     return int(value * 1e6)
 
 
-class _Converters(dict):  # type: ignore[type-arg]
+class _Converters(dict[str, Any]):
     """The Reader's converters: a dict that tells its reader when it changes."""
 
     __slots__ = ("__weakref__", "_owner")
@@ -286,7 +280,7 @@ class _Converters(dict):  # type: ignore[type-arg]
         super().__delitem__(key)
         self._changed()
 
-    def __ior__(self, other: Any) -> _Converters:
+    def __ior__(self, other: Any) -> _Converters:  # type: ignore[misc,override]
         super().update(other)
         self._changed()
         return self
@@ -366,7 +360,7 @@ class Reader(_Reader):
         conv = DEFAULT_CONVERTERS.copy()
         if converters is not None:
             conv.update(converters)
-        self.converters = conv  # type: ignore[assignment]
+        self.converters = conv
         cls = type(self)
         self._faithful = any(
             getattr(cls, name) is not getattr(Reader, name) for name in _FAST_PATH_METHODS
@@ -459,7 +453,7 @@ class Reader(_Reader):
     def _get_next_faithful(self, skip: int = 1) -> Entry:
         # python-systemd's algorithm, through the (overridden) methods.
         if self._next(skip):
-            entry = self._get_all()
+            entry: dict[str, Any] = self._get_all()
             if entry:
                 entry["__REALTIME_TIMESTAMP"] = self._get_realtime()
                 entry["__MONOTONIC_TIMESTAMP"] = self._get_monotonic()
@@ -491,19 +485,19 @@ class Reader(_Reader):
         """Every value ``field`` has in the journal files, converted (matches are ignored)."""
         return {self._convert_field(field, value) for value in super().query_unique(field)}
 
-    def wait(self, timeout: Optional[float] = None) -> int:  # type: ignore[override]
+    def wait(self, timeout: Optional[float] = None) -> int:
         """Wait for a change (seconds; None forever): NOP, APPEND or INVALIDATE."""
         us = -1 if timeout is None else max(int(timeout * 1e6), 0)
         return super().wait(us)
 
-    def seek_realtime(self, realtime: Union[_datetime.datetime, int, float]) -> None:  # type: ignore[override]
+    def seek_realtime(self, realtime: Union[_datetime.datetime, int, float]) -> None:
         """Seek to a time: a datetime (naive means local), an int of µs, or a float of seconds."""
         us = _realtime_usec(realtime)
         if us < 0:
             raise ValueError(f"cannot seek before the epoch: {realtime!r}")
         super().seek_realtime(us)
 
-    def seek_monotonic(  # type: ignore[override]
+    def seek_monotonic(
         self,
         monotonic: Union[_datetime.timedelta, int, float],
         bootid: Union[_uuid.UUID, str, bytes, None] = None,
@@ -515,9 +509,12 @@ class Reader(_Reader):
             us = int(monotonic * 1e6)
         if us < 0:
             raise ValueError(f"monotonic time must not be negative: {monotonic!r}")
-        if bootid is not None:
-            bootid = getattr(bootid, "hex", bootid)
-        super().seek_monotonic(us, bootid)
+        boot: Union[str, bytes, None] = None
+        if isinstance(bootid, _uuid.UUID):
+            boot = bootid.hex
+        elif bootid is not None:
+            boot = bootid
+        super().seek_monotonic(us, boot)
 
     def get_start(self) -> _datetime.datetime:
         """Time of the oldest entry in the journal files (matches are ignored)."""
@@ -738,7 +735,7 @@ def _journal_files_in(directory: str) -> list[str]:
 
 def _current_boot_hex() -> str:
     try:
-        from pystemd import id128  # type: ignore[attr-defined]
+        from pystemd import id128
 
         return str(id128.get_boot().hex)
     except ImportError:
@@ -747,7 +744,7 @@ def _current_boot_hex() -> str:
 
 def _current_machine_hex() -> str:
     try:
-        from pystemd import id128  # type: ignore[attr-defined]
+        from pystemd import id128
 
         return str(id128.get_machine().hex)
     except ImportError:

@@ -16,13 +16,8 @@ warns, a timestamp field out of datetime's range stays ``bytes`` (instead of
 # python-systemd 235's module starts with ``from __future__ import division``,
 # which leaves a public name ``division`` that ``from systemd.journal import *``
 # exports; kept so the star-import gives the same names.
-from __future__ import annotations, division  # noqa: F401, UP010
+from __future__ import annotations, division  # noqa: UP010
 
-import datetime as _datetime
-import logging as _logging
-import os as _os
-import sys as _sys
-import traceback as _traceback
 import uuid as _uuid
 from syslog import (  # noqa: F401  (re-exported)
     LOG_ALERT,
@@ -56,10 +51,6 @@ from pystemd._writer import (  # noqa: F401  (python-systemd's flavour of the wr
     _valid_field_name,
     stream_fd,
 )
-from pystemd._writer import _compat_send as send
-from pystemd._writer import _compat_sendv as sendv
-from pystemd._writer import _compat_stream as stream
-from pystemd._writer import _CompatJournalHandler as JournalHandler
 from pystemd.journal import (  # noqa: F401  (python-systemd's private helpers, kept)
     _LOCAL_TIMEZONE,
     DEFAULT_CONVERTERS,
@@ -85,7 +76,7 @@ if TYPE_CHECKING:
 __version__ = "235"
 
 
-class Reader(_pj.Reader):  # noqa: F821
+class Reader(_pj.Reader):
     """Reader allows filtering and retrieval of Journal entries.
 
     python-systemd 235's ``Reader``: ``Reader(flags=None, path=None,
@@ -136,4 +127,4 @@ class Reader(_pj.Reader):  # noqa: F821
 
 
 # keep the namespace python-systemd's (the annotations future import's name is not)
-del TYPE_CHECKING, annotations, _pj  # noqa: F821
+del TYPE_CHECKING, annotations, _pj

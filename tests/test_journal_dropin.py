@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from pystemd.testing.pytest_plugin import unavailable
-
 from journal_data import exportgen as g
 from journal_data.conftest_helpers import Journals, make_journals
+
+from pystemd.testing.pytest_plugin import unavailable
 
 REPO = Path(__file__).resolve().parent.parent
 PYSYSTEMD = REPO / ".venv-pysystemd" / "bin" / "python"
@@ -51,9 +50,13 @@ def _paths(j: Journals, tmp: Path) -> dict[str, Any]:
     }
 
 
-def run_both(cases: dict[str, str], paths: dict[str, Any], cwd: Path, env: dict[str, str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def run_both(
+    cases: dict[str, str], paths: dict[str, Any], cwd: Path, env: dict[str, str] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     if not (PYSYSTEMD.is_file() and os.access(PYSYSTEMD, os.X_OK)):
-        unavailable(f"python-systemd 235 venv not found at {PYSYSTEMD.parent.parent} (ci/test builds it)")
+        unavailable(
+            f"python-systemd 235 venv not found at {PYSYSTEMD.parent.parent} (ci/test builds it)"
+        )
     src = {k: textwrap.dedent(v) for k, v in cases.items()}
     out = []
     for python, checkout in ((PYSYSTEMD, None), (Path(sys.executable), str(REPO))):
@@ -89,7 +92,11 @@ def same(a: Any, b: Any) -> bool:
         if a[-1] == b[-1]:
             return True
         # messages: the drop-in's may say more; TypeError's come from the argument parser
-        return isinstance(a[-1], str) and isinstance(b[-1], str) and (b[-1].startswith(a[-1]) or a[1] == "TypeError")
+        return (
+            isinstance(a[-1], str)
+            and isinstance(b[-1], str)
+            and (b[-1].startswith(a[-1]) or a[1] == "TypeError")
+        )
     if isinstance(a, dict) and isinstance(b, dict):
         return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
@@ -108,7 +115,9 @@ def assert_same(ref: dict[str, Any], ours: dict[str, Any], fixed: dict[str, Any]
             continue
         if not same(ref[name], ours[name]):
             differ.append((name, ref[name], ours[name]))
-    assert differ == [], "\n".join(f"{n}:\n  python-systemd: {a!r}\n  drop-in:        {b!r}"[:3000] for n, a, b in differ)
+    assert differ == [], "\n".join(
+        f"{n}:\n  python-systemd: {a!r}\n  drop-in:        {b!r}"[:3000] for n, a, b in differ
+    )
 
 
 # -- whole journals, entry by entry ------------------------------------------------------------
@@ -144,10 +153,21 @@ def test_every_entry_is_identical(journals: Journals, tmp_path: Path) -> None:
     assert len(ref["many files"]) == journals.many_n
     # tricky holds timestamps out of datetime's range: python-systemd lets
     # OverflowError escape, the drop-in keeps the bytes (FIXED below)
-    assert_same(ref, ours, {"tricky": (lambda r: r[:2] == ("raised", "OverflowError"), lambda o: len(o) == len(journals.tricky_entries))})
+    assert_same(
+        ref,
+        ours,
+        {
+            "tricky": (
+                lambda r: r[:2] == ("raised", "OverflowError"),
+                lambda o: len(o) == len(journals.tricky_entries),
+            )
+        },
+    )
 
 
-def test_tricky_entries_identical_but_for_the_overflow_fix(journals: Journals, tmp_path: Path) -> None:
+def test_tricky_entries_identical_but_for_the_overflow_fix(
+    journals: Journals, tmp_path: Path
+) -> None:
     # python-systemd, entry by entry, catching the OverflowError it raises
     cases = {
         "tricky": """
@@ -201,7 +221,7 @@ API = {
                     'CURRENT_USER', 'OS_ROOT', 'NOP', 'APPEND', 'INVALIDATE', 'LOG_EMERG', 'LOG_DEBUG',
                     '__version__')]
         """,
-    "converters": """
+    "default converters": """
         def case(journal, P):
             return [(k, getattr(v, '__name__', None)) for k, v in journal.DEFAULT_CONVERTERS.items()]
         """,
@@ -332,11 +352,11 @@ API = {
             out.append(seqs(lambda r: r.add_match('NOFIELD')))
             out.append(seqs(lambda r: r.add_match(5)))
             out.append(seqs(lambda r: r.messageid_match('8441372f8dca4ca98694a6091fd8519f')))
-            out.append(seqs(lambda r: r.this_boot('%s')))
+            out.append(seqs(lambda r: r.this_boot('BOOT_A')))
             out.append(seqs(lambda r: r.this_boot('nothex')))
-            out.append(seqs(lambda r: r.this_machine('%s')))
+            out.append(seqs(lambda r: r.this_machine('MACHINE')))
             return out
-        """ % (g.BOOT_A, g.MACHINE),
+        """.replace("BOOT_A", g.BOOT_A).replace("'MACHINE'", repr(g.MACHINE)),
     "unique and fields": """
         def case(journal, P):
             r = journal.Reader(path=P['realistic'])
@@ -486,7 +506,9 @@ FIXED = {
     # python-systemd raises OSError(EINVAL) from most methods and ValueError from some
     "close and context": (
         lambda r: r[:3] == [False, "0", True] and all(x[1] or x[2] for x in r[3:]),
-        lambda o: o[:3] == [False, "0", True] and all(x == ("raised", True, True, 22) for x in o[3:]),
+        lambda o: (
+            o[:3] == [False, "0", True] and all(x == ("raised", True, True, 22) for x in o[3:])
+        ),
     ),
     # quirk 1: SystemError (an IndexError left set) -> a ValueError saying what is wrong
     "files empty": (
@@ -522,7 +544,7 @@ def test_in_another_time_zone(journals: Journals, tmp_path: Path) -> None:
         assert_same(ref, ours)
 
 
-FAIL2BAN = '''
+FAIL2BAN = """
 def case(journal, P):
     # what fail2ban's filtersystemd.py does with the module (1.0.x), step by step
     import datetime, time, re
@@ -601,7 +623,7 @@ def case(journal, P):
     out.append(('tail', fmt(prev) if prev else None, jrnl.get_next()))
     jrnl.close()
     return out
-'''
+"""
 
 
 def test_fail2ban_usage_runs_unchanged(journals: Journals, tmp_path: Path) -> None:
@@ -646,6 +668,18 @@ def test_systemd_reader_module(tmp_path: Path) -> None:
         "from systemd import _reader\n"
         "print(sorted(n for n in dir(_reader) if not n.startswith('__')), _reader.__version__)\n"
     )
-    ref = subprocess.run([str(PYSYSTEMD), "-I", "-c", code % "/nonexistent"], capture_output=True, text=True, cwd=tmp_path, check=True)
-    ours = subprocess.run([sys.executable, "-I", "-c", code % str(REPO)], capture_output=True, text=True, cwd=tmp_path, check=True)
+    ref = subprocess.run(
+        [str(PYSYSTEMD), "-I", "-c", code % "/nonexistent"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    )
+    ours = subprocess.run(
+        [sys.executable, "-I", "-c", code % str(REPO)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    )
     assert ref.stdout == ours.stdout

@@ -26,12 +26,11 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from journal_data import exportgen as g
+from journal_data.conftest_helpers import Journals, compare_with_export, grouped, make_journals
 
 from pystemd import journal
 from pystemd.journal import ClosedJournalError, Monotonic, Reader
-
-from journal_data import exportgen as g
-from journal_data.conftest_helpers import Journals, compare_with_export, grouped, make_journals
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -66,7 +65,11 @@ def test_tricky_values_are_the_bytes_written(journals: Journals) -> None:
         ours = read_all(r)
     for entry, written in zip(ours, journals.tricky_entries):
         want = grouped(f for f in written if not f[0].startswith("__"))
-        got = {k: (v if isinstance(v, list) else [v]) for k, v in entry.items() if not k.startswith("__")}
+        got = {
+            k: (v if isinstance(v, list) else [v])
+            for k, v in entry.items()
+            if not k.startswith("__")
+        }
         assert got == want
 
 
@@ -133,7 +136,10 @@ def test_converted_entries_are_the_converters_applied_to_raw(journals: Journals)
 
 def test_tricky_conversions(journals: Journals) -> None:
     with Reader(files=[journals.tricky]) as r:
-        e = {x["MESSAGE"] if isinstance(x["MESSAGE"], (str, bytes)) else x["MESSAGE"][0]: x for x in r}
+        e = {
+            x["MESSAGE"] if isinstance(x["MESSAGE"], (str, bytes)) else x["MESSAGE"][0]: x
+            for x in r
+        }
     assert e["plain"]["PRIORITY"] == 6 and e["plain"]["_PID"] == 123
     assert e["latin1 caf\xe9".encode("latin-1")]["NAME"] == b"\xff\xfe\xfd"  # not UTF-8: bytes
     assert e["repeated"]["TAG"] == ["a", "b", b"\xff", "c"]  # a list can mix str and bytes
@@ -149,7 +155,9 @@ def test_tricky_conversions(journals: Journals) -> None:
     assert e["uuid forms"]["MESSAGE_ID"] == uuid.UUID("8441372f8dca4ca98694a6091fd8519f")
     ts = e["timestamps"]
     tz = journal._LOCAL_TIMEZONE
-    assert ts["_SOURCE_REALTIME_TIMESTAMP"] == datetime.datetime.fromtimestamp(1700000000.123456, tz)
+    assert ts["_SOURCE_REALTIME_TIMESTAMP"] == datetime.datetime.fromtimestamp(
+        1700000000.123456, tz
+    )
     assert ts["_SOURCE_REALTIME_TIMESTAMP"].microsecond == 123456
     assert ts["COREDUMP_TIMESTAMP"] == datetime.datetime.fromtimestamp(0, tz)
     assert ts["_SOURCE_MONOTONIC_TIMESTAMP"] == datetime.timedelta(microseconds=123456789)
@@ -163,7 +171,9 @@ def test_tricky_conversions(journals: Journals) -> None:
     assert far["COREDUMP_TIMESTAMP"] == datetime.datetime.fromtimestamp(4294967296.000001, tz)
     assert far["_SOURCE_MONOTONIC_TIMESTAMP"] == b"86400000000000000000"  # timedelta overflow: kept
     assert e["not numbers"]["_SOURCE_REALTIME_TIMESTAMP"] == b"soon"
-    assert e["coredump"]["COREDUMP"].startswith(b"\x7fELF") and e["coredump"]["COREDUMP_SIGNAL"] == 11
+    assert (
+        e["coredump"]["COREDUMP"].startswith(b"\x7fELF") and e["coredump"]["COREDUMP_SIGNAL"] == 11
+    )
     assert len(e["big text"]["BIG"]) == 512 * 1024
     assert isinstance(e["big binary"]["BIG"], bytes) and len(e["big binary"]["BIG"]) == 200_000
     assert e["empty value"]["EMPTY"] == ""
@@ -188,7 +198,13 @@ _int_text = st.one_of(
 @given(value=_int_text)
 def test_c_conversion_equals_python_converters(value: bytes) -> None:
     # every default converter that C stands in for, on the same bytes
-    for key in ("PRIORITY", "_SOURCE_REALTIME_TIMESTAMP", "_SOURCE_MONOTONIC_TIMESTAMP", "MESSAGE", "COREDUMP"):
+    for key in (
+        "PRIORITY",
+        "_SOURCE_REALTIME_TIMESTAMP",
+        "_SOURCE_MONOTONIC_TIMESTAMP",
+        "MESSAGE",
+        "COREDUMP",
+    ):
         py = journal.DEFAULT_CONVERTERS.get(key, bytes.decode)
         try:
             want = py(value)
@@ -238,7 +254,10 @@ def test_custom_converters_and_their_changes(journals: Journals) -> None:
     def reject(v: bytes) -> Any:
         raise ValueError("no")
 
-    with Reader(files=[journals.tricky], converters={"MESSAGE": upper, "_PID": reject, "__CURSOR": lambda c: ("c", c)}) as r:
+    with Reader(
+        files=[journals.tricky],
+        converters={"MESSAGE": upper, "_PID": reject, "__CURSOR": lambda c: ("c", c)},
+    ) as r:
         e = r.get_next()
         assert e["MESSAGE"] == "PLAIN" and e["_PID"] == b"123"  # ValueError keeps the bytes
         assert e["__CURSOR"][0] == "c" and e["__CURSOR"][1].startswith("s=")
@@ -292,7 +311,12 @@ def test_projection_reads_only_the_fields_asked(journals: Journals) -> None:
         assert p == want
     with Reader(files=[journals.tricky], fields=["_PID", "__REALTIME_TIMESTAMP"]) as r:
         e = r.get_next()
-    assert e == {"_PID": 123, "__REALTIME_TIMESTAMP": datetime.datetime.fromtimestamp(g.T0 / 1e6, journal._LOCAL_TIMEZONE)}
+    assert e == {
+        "_PID": 123,
+        "__REALTIME_TIMESTAMP": datetime.datetime.fromtimestamp(
+            g.T0 / 1e6, journal._LOCAL_TIMEZONE
+        ),
+    }
 
 
 def test_star_means_every_field_without_pseudo_fields(journals: Journals) -> None:
@@ -303,7 +327,10 @@ def test_star_means_every_field_without_pseudo_fields(journals: Journals) -> Non
     with Reader(path=journals.realistic_dir, raw=True, fields=["*", "__CURSOR"]) as r:
         star_c = r.read_batch(50)
     assert star == [{k: v for k, v in e.items() if not k.startswith("__")} for e in full]
-    assert star_c == [{k: v for k, v in e.items() if k != "__REALTIME_TIMESTAMP" and k != "__MONOTONIC_TIMESTAMP"} for e in full]
+    assert star_c == [
+        {k: v for k, v in e.items() if k != "__REALTIME_TIMESTAMP" and k != "__MONOTONIC_TIMESTAMP"}
+        for e in full
+    ]
 
 
 def test_entries_without_the_projected_fields_do_not_end_iteration(journals: Journals) -> None:
@@ -416,7 +443,9 @@ def test_resume_after_cursor(journals: Journals) -> None:
     rest = [f for f in files if f not in owner]
     with Reader(files=rest, fields=["SEQ", "__CURSOR"]) as r:
         assert r.seek_after_cursor(saved) is False
-        assert [e["SEQ"] for e in r] == [e["SEQ"] for e in entries[42:] if int(e["SEQ"]) % 12 != 41 % 12]
+        assert [e["SEQ"] for e in r] == [
+            e["SEQ"] for e in entries[42:] if int(e["SEQ"]) % 12 != 41 % 12
+        ]
     # the last entry: nothing after it
     with Reader(path=journals.many_dir, fields=["SEQ"]) as r:
         assert r.seek_after_cursor(entries[-1]["__CURSOR"]) is True
@@ -586,8 +615,16 @@ def test_unreadable_file_is_a_clear_error(tmp_path: Path, journals: Journals, ho
     with pytest.raises(OSError) as ei:
         with Reader(files=[bad]) as r:
             list(r)
-    assert str(bad) in str(ei.value) and "corrupted, truncated or not a journal file" in str(ei.value)
-    assert ei.value.errno in (errno.EBADMSG, errno.ENODATA, errno.EPROTONOSUPPORT, errno.EINVAL, errno.EIO)
+    assert str(bad) in str(ei.value) and "corrupted, truncated or not a journal file" in str(
+        ei.value
+    )
+    assert ei.value.errno in (
+        errno.EBADMSG,
+        errno.ENODATA,
+        errno.EPROTONOSUPPORT,
+        errno.EINVAL,
+        errno.EIO,
+    )
 
 
 def test_unreadable_files_in_a_directory_are_named(tmp_path: Path, journals: Journals) -> None:
@@ -601,7 +638,10 @@ def test_unreadable_files_in_a_directory_are_named(tmp_path: Path, journals: Jou
         r = Reader(path=d)
     with r:
         assert str(d / "bad.journal") in str(w[0].message)
-        assert sorted(f for f, _ in r.unreadable_files) == [str(d / "bad.journal"), str(d / "trunc.journal")]
+        assert sorted(f for f, _ in r.unreadable_files) == [
+            str(d / "bad.journal"),
+            str(d / "trunc.journal"),
+        ]
         assert len(list(r)) == len(journals.tricky_entries)  # the good file is read
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -636,7 +676,14 @@ def test_closed_reader(journals: Journals) -> None:
     r.close()
     r.close()  # idempotent
     assert r.closed
-    for call in (r.get_next, r._get_cursor, r.seek_head, r.fileno, lambda: r.add_match("A=1"), r.enumerate_fields):
+    for call in (
+        r.get_next,
+        r._get_cursor,
+        r.seek_head,
+        r.fileno,
+        lambda: r.add_match("A=1"),
+        r.enumerate_fields,
+    ):
         with pytest.raises(ClosedJournalError) as ei:
             call()
         assert isinstance(ei.value, OSError) and isinstance(ei.value, ValueError)
@@ -683,7 +730,9 @@ def test_close_while_other_threads_read(journals: Journals) -> None:
         stop = threading.Event()
         errors: list[BaseException] = []
 
-        def reader() -> None:
+        def reader(
+            r: Reader = r, stop: threading.Event = stop, errors: list[BaseException] = errors
+        ) -> None:
             try:
                 while not stop.is_set():
                     if not r.read_batch(50):
@@ -805,7 +854,9 @@ def test_exit_with_open_readers_prints_nothing(tmp_path: Path, journals: Journal
         f"a = Reader(path={str(journals.many_dir)!r}); a.get_next(); a.fileno()\n"
         f"b = Reader(files=[{str(journals.tricky)!r}]); it = iter(b); next(it)\n"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
     assert r.returncode == 0 and r.stderr == "" and r.stdout == ""
 
 

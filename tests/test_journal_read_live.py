@@ -47,7 +47,9 @@ def journal_files(sb: Sandbox) -> int:
     return len(list(sb.journal_dir.rglob("*.journal")))
 
 
-def follower(sb: Sandbox, run: str, want: int, out: list[int], *, start: str = "tail") -> threading.Thread:
+def follower(
+    sb: Sandbox, run: str, want: int, out: list[int], *, start: str = "tail"
+) -> threading.Thread:
     r = Reader(path=sb.journal_dir, fields=["SEQ"])
     r.add_match(TEST_RUN=run)
     if start == "tail":
@@ -164,7 +166,7 @@ def test_start_from_the_last_n_and_from_a_saved_cursor(sb: Sandbox) -> None:
     # resume after entry 4, with more written and the journal rotated meanwhile
     with Reader(path=sb.journal_dir, fields=["SEQ", "__CURSOR"]) as r:
         r.add_match(TEST_RUN=run)
-        cursor = [e for e in r if e["SEQ"] == "4"][0]["__CURSOR"]
+        cursor = next(e for e in r if e["SEQ"] == "4")["__CURSOR"]
     rotate(sb)
     write(sb, run, 10, 20)
     rotate(sb)
@@ -230,7 +232,14 @@ def test_a_transient_units_output(sb: Sandbox) -> None:
                 ("ExecStart", Variant("a(sasb)", [("/bin/sh", ["/bin/sh", "-c", "for i in 1 2 3; do echo line $i; done"], False)])),
                 ("Type", Variant("s", "oneshot")),
             ]  # fmt: skip
-            bus.call(S1, S1_PATH, MANAGER, "StartTransientUnit", "ssa(sv)a(sa(sv))", (name, "replace", props, []))
+            bus.call(
+                S1,
+                S1_PATH,
+                MANAGER,
+                "StartTransientUnit",
+                "ssa(sv)a(sa(sv))",
+                (name, "replace", props, []),
+            )
         got = []
         for e in r.follow(idle_timeout=20):
             got.append(e)
@@ -251,7 +260,14 @@ def test_namespace_open_inside_the_sandbox(sb: Sandbox) -> None:
             ("Type", Variant("s", "oneshot")),
             ("LogNamespace", Variant("s", "pystemdtest")),
         ]  # fmt: skip
-        bus.call(S1, S1_PATH, MANAGER, "StartTransientUnit", "ssa(sv)a(sa(sv))", (name, "replace", props, []))
+        bus.call(
+            S1,
+            S1_PATH,
+            MANAGER,
+            "StartTransientUnit",
+            "ssa(sv)a(sa(sv))",
+            (name, "replace", props, []),
+        )
     code = (
         "import sys, time\n"
         "from pystemd.journal import Reader, ALL_NAMESPACES\n"

@@ -95,7 +95,11 @@ def parse_export(data: bytes) -> list[Fields]:
     return entries
 
 
-def journalctl_export(*, files: Sequence[os.PathLike[str] | str] = (), directory: Optional[os.PathLike[str] | str] = None) -> list[Fields]:
+def journalctl_export(
+    *,
+    files: Sequence[os.PathLike[str] | str] = (),
+    directory: Optional[os.PathLike[str] | str] = None,
+) -> list[Fields]:
     """What ``journalctl -o export`` prints for these files / this directory."""
     cmd = ["journalctl", "-o", "export", "--no-pager", "--all"]
     if directory is not None:
@@ -108,7 +112,9 @@ def journalctl_export(*, files: Sequence[os.PathLike[str] | str] = (), directory
 # -- making journal files ---------------------------------------------------------------
 
 
-def build_journal(entries: Iterable[Fields], output: os.PathLike[str] | str, *, compress: bool = True) -> list[Path]:
+def build_journal(
+    entries: Iterable[Fields], output: os.PathLike[str] | str, *, compress: bool = True
+) -> list[Path]:
     """Write entries through systemd-journal-remote into ``output`` (a .journal path).
 
     journal-remote rotates a full file (renaming it ``output-stem@...journal``),
@@ -116,7 +122,9 @@ def build_journal(entries: Iterable[Fields], output: os.PathLike[str] | str, *, 
     """
     exe = journal_remote()
     if exe is None:
-        raise FileNotFoundError("systemd-journal-remote not found (Debian: apt-get install systemd-journal-remote)")
+        raise FileNotFoundError(
+            "systemd-journal-remote not found (Debian: apt-get install systemd-journal-remote)"
+        )
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
@@ -169,13 +177,38 @@ def header(i: int, *, boot: str = BOOT_A, t0: int = T0, step: int = 1000) -> Fie
 # -- realistic entries (the benchmark's and the big tests') ---------------------------------
 
 _UNITS = [
-    ("sshd.service", "/usr/sbin/sshd", "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups", "sshd"),
+    (
+        "sshd.service",
+        "/usr/sbin/sshd",
+        "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups",
+        "sshd",
+    ),
     ("cron.service", "/usr/sbin/cron", "/usr/sbin/cron -f", "cron"),
     ("nginx.service", "/usr/sbin/nginx", "nginx: worker process", "nginx"),
-    ("postgresql@15-main.service", "/usr/lib/postgresql/15/bin/postgres", "postgres: 15/main: checkpointer", "postgres"),
-    ("systemd-logind.service", "/lib/systemd/systemd-logind", "/lib/systemd/systemd-logind", "systemd-logind"),
-    ("docker.service", "/usr/bin/dockerd", "/usr/bin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock", "dockerd"),
-    ("app-worker@3.service", "/usr/bin/python3.11", "/usr/bin/python3 -m app.worker --queue default", "app-worker"),
+    (
+        "postgresql@15-main.service",
+        "/usr/lib/postgresql/15/bin/postgres",
+        "postgres: 15/main: checkpointer",
+        "postgres",
+    ),
+    (
+        "systemd-logind.service",
+        "/lib/systemd/systemd-logind",
+        "/lib/systemd/systemd-logind",
+        "systemd-logind",
+    ),
+    (
+        "docker.service",
+        "/usr/bin/dockerd",
+        "/usr/bin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock",
+        "dockerd",
+    ),
+    (
+        "app-worker@3.service",
+        "/usr/bin/python3.11",
+        "/usr/bin/python3 -m app.worker --queue default",
+        "app-worker",
+    ),
 ]
 
 _MESSAGES = [
@@ -190,7 +223,9 @@ _MESSAGES = [
 ]
 
 
-def realistic(n: int, *, seed: int = 0, boots: Sequence[str] = (BOOT_A, BOOT_B)) -> Iterator[Fields]:
+def realistic(
+    n: int, *, seed: int = 0, boots: Sequence[str] = (BOOT_A, BOOT_B)
+) -> Iterator[Fields]:
     """``n`` entries shaped like a server's journal: ~25 fields, most repeating across entries."""
     rnd = random.Random(seed)
     per_boot = max(1, n // len(boots))
@@ -264,8 +299,20 @@ def tricky() -> list[Fields]:
     add([("MESSAGE", b"repeated ints"), ("PRIORITY", b"3"), ("PRIORITY", b"x")])
     add([("MESSAGE", b"bad ints"), ("PRIORITY", b"abc"), ("_PID", b" 42 "), ("_UID", b"-7"),
          ("CODE_LINE", b"0x10"), ("ERRNO", b"1_000"), ("EXIT_STATUS", b"+3")])  # fmt: skip
-    add([("MESSAGE", b"big ints"), ("_PID", b"99999999999999999999999"), ("LEADER", b"18446744073709551615")])
-    add([("MESSAGE", b"uuids"), ("MESSAGE_ID", b"not-a-uuid"), ("_MACHINE_ID", MACHINE.upper().encode())])
+    add(
+        [
+            ("MESSAGE", b"big ints"),
+            ("_PID", b"99999999999999999999999"),
+            ("LEADER", b"18446744073709551615"),
+        ]
+    )
+    add(
+        [
+            ("MESSAGE", b"uuids"),
+            ("MESSAGE_ID", b"not-a-uuid"),
+            ("_MACHINE_ID", MACHINE.upper().encode()),
+        ]
+    )
     add([("MESSAGE", b"uuid forms"), ("MESSAGE_ID", b"{8441372f-8dca-4ca9-8694-a6091fd8519f}")])
     add([("MESSAGE", b"timestamps"), ("_SOURCE_REALTIME_TIMESTAMP", b"1700000000123456"),
          ("COREDUMP_TIMESTAMP", b"0"), ("_SOURCE_MONOTONIC_TIMESTAMP", b"123456789")])  # fmt: skip
@@ -274,8 +321,20 @@ def tricky() -> list[Fields]:
          ("_SOURCE_MONOTONIC_TIMESTAMP", b"-5")])  # fmt: skip
     add([("MESSAGE", b"far timestamps"), ("_SOURCE_REALTIME_TIMESTAMP", b"253402300799999999"),
          ("COREDUMP_TIMESTAMP", b"4294967296000001"), ("_SOURCE_MONOTONIC_TIMESTAMP", b"86400000000000000000")])  # fmt: skip
-    add([("MESSAGE", b"not numbers"), ("_SOURCE_REALTIME_TIMESTAMP", b"soon"), ("_SOURCE_MONOTONIC_TIMESTAMP", b"")])
-    add([("MESSAGE", b"coredump"), ("COREDUMP", b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 64), ("COREDUMP_SIGNAL", b"11")])
+    add(
+        [
+            ("MESSAGE", b"not numbers"),
+            ("_SOURCE_REALTIME_TIMESTAMP", b"soon"),
+            ("_SOURCE_MONOTONIC_TIMESTAMP", b""),
+        ]
+    )
+    add(
+        [
+            ("MESSAGE", b"coredump"),
+            ("COREDUMP", b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 64),
+            ("COREDUMP_SIGNAL", b"11"),
+        ]
+    )
     add([("MESSAGE", b"big text"), ("BIG", big_text)])
     add([("MESSAGE", b"big binary"), ("BIG", big_binary)])
     add([("MESSAGE", b"empty value"), ("EMPTY", b"")])
