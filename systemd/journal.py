@@ -1,3 +1,4 @@
+# ruff: noqa: F401  (every import here is a re-export: python-systemd's namespace)
 """``systemd.journal``: python-systemd 235's journal module, backed by pystemd.
 
 Reading is :class:`pystemd.journal.Reader` (entries built in C, identical to
@@ -18,8 +19,13 @@ warns, a timestamp field out of datetime's range stays ``bytes`` (instead of
 # exports; kept so the star-import gives the same names.
 from __future__ import annotations, division  # noqa: UP010
 
+import datetime as _datetime
+import logging as _logging
+import os as _os
+import sys as _sys
+import traceback as _traceback
 import uuid as _uuid
-from syslog import (  # noqa: F401  (re-exported)
+from syslog import (  # re-exported
     LOG_ALERT,
     LOG_CRIT,
     LOG_DEBUG,
@@ -31,7 +37,7 @@ from syslog import (  # noqa: F401  (re-exported)
 )
 
 from pystemd import journal as _pj
-from pystemd._journal import (  # noqa: F401  (re-exported, as python-systemd's journal.py)
+from pystemd._journal import (  # re-exported, as python-systemd's journal.py
     APPEND,
     CURRENT_USER,
     INVALIDATE,
@@ -45,13 +51,17 @@ from pystemd._journal import (  # noqa: F401  (re-exported, as python-systemd's 
     _get_catalog,
     _Reader,
 )
-from pystemd._writer import (  # noqa: F401  (python-systemd's flavour of the writer)
+from pystemd._writer import (  # python-systemd's flavour of the writer
     _IDENT_CHARACTER,
     _make_line,
     _valid_field_name,
     stream_fd,
 )
-from pystemd.journal import (  # noqa: F401  (python-systemd's private helpers, kept)
+from pystemd._writer import _compat_send as send
+from pystemd._writer import _compat_sendv as sendv
+from pystemd._writer import _compat_stream as stream
+from pystemd._writer import _CompatJournalHandler as JournalHandler
+from pystemd.journal import (  # python-systemd's private helpers, kept
     _LOCAL_TIMEZONE,
     DEFAULT_CONVERTERS,
     _convert_monotonic,
