@@ -17,17 +17,25 @@ ECHO_IFACE = "com.example.Echo"
 
 
 class EchoPeer:
-    """``tests/peers/echo_service.py`` in a subprocess, owning ``name`` on ``address``."""
+    """``tests/peers/echo_service.py`` (dbus-fast) in a subprocess, owning ``name``
+    on ``address``; ``script="jeepney_echo.py"`` for the jeepney one."""
 
-    def __init__(self, address: str, name: str = ECHO_NAME, timeout: float = 20.0) -> None:
+    def __init__(
+        self,
+        address: str,
+        name: str = ECHO_NAME,
+        timeout: float = 20.0,
+        script: str = "echo_service.py",
+    ) -> None:
         self.address = address
         self.name = name
         self.timeout = timeout
+        self.script = script
         self.proc: Optional[subprocess.Popen[bytes]] = None
 
     def start(self) -> EchoPeer:
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "echo_service.py"), self.address, self.name],
+            [sys.executable, str(HERE / self.script), self.address, self.name],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
