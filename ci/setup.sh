@@ -10,7 +10,7 @@ TMPDIR="$PWD/build/tmp"
 export TMPDIR
 mkdir -p "$TMPDIR"
 
-PACKAGES="gcc pkg-config libsystemd-dev systemd systemd-container systemd-journal-remote dbus dbus-daemon util-linux man-db"
+PACKAGES="gcc pkg-config libsystemd-dev systemd systemd-container systemd-journal-remote dbus dbus-daemon util-linux man-db openssh-server"
 missing=""
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
