@@ -511,6 +511,7 @@ cdef struct Item:
     size_t off            # in the arena
     size_t len
     const void *src       # where libsystemd had it (a cache index only)
+    Py_ssize_t tag        # projection: index of the field among the projected ones
 
 cdef struct EntryRec:
     size_t first_item
@@ -525,13 +526,12 @@ cdef enum:
     VC_SIZE = 1024        # value cache slots
     VC_MAXLEN = 120       # longest KEY=value item cached
 
-cdef struct VSlot:
+cdef struct VSlot:           # 32 bytes: the lookups stay in cache; the bytes are apart
     uint32_t gen
     uint32_t len
     PyObject *key
     PyObject *value
     Py_ssize_t keyslot
-    char buf[VC_MAXLEN]
 
 cdef struct KeyStat:        # per reader, per key slot
     uint32_t seen          # entry stamp: key already in this entry
@@ -599,7 +599,9 @@ cdef class _Reader:
     cdef readonly bint _raw
     cdef int _meta
     cdef char **_proj                   # projected field names (NULL: all fields)
+    cdef size_t *_proj_len
     cdef Py_ssize_t _n_proj
+    cdef bint _proj_enum                # project by enumerating (faster for 2+ fields)
     cdef readonly tuple _fields
     # conversion plan
     cdef dict _plan                     # key -> (kind, func) for keys that differ from the defaults
@@ -607,6 +609,7 @@ cdef class _Reader:
     cdef bint _plan_keys_untabled       # some overridden key could not be interned
     # caches
     cdef VSlot *vc
+    cdef char *vbuf                     # VC_SIZE * VC_MAXLEN: the cached items' bytes
     cdef uint32_t vc_gen
     cdef KeyStat *ks
     cdef uint32_t stamp
@@ -796,6 +799,7 @@ cdef class _Reader:
             PyThread_free_lock(self._lock)
         self._flush_cache()
         free(self.vc)
+        free(self.vbuf)
         free(self.ks)
         free(self.arena)
         free(self.items)
@@ -820,7 +824,10 @@ cdef class _Reader:
                 free(self._proj[i])
             free(self._proj)
             self._proj = NULL
+        free(self._proj_len)
+        self._proj_len = NULL
         self._n_proj = 0
+        self._proj_enum = False
 
     # -- event-loop primitives -------------------------------------------------
 
@@ -1405,7 +1412,8 @@ cdef class _Reader:
             if not every:
                 n = len(encoded)
                 self._proj = <char **>calloc(n + 1, sizeof(char *))
-                if self._proj == NULL:
+                self._proj_len = <size_t *>calloc(n + 1, sizeof(size_t))
+                if self._proj == NULL or self._proj_len == NULL:
                     raise MemoryError()
                 for i in range(n):
                     self._n_proj = i + 1
@@ -1413,7 +1421,11 @@ cdef class _Reader:
                     if self._proj[i] == NULL:
                         raise MemoryError()
                     memcpy(self._proj[i], <const char *>encoded[i], len(encoded[i]) + 1)
+                    self._proj_len[i] = len(encoded[i])
                 self._n_proj = n
+                # sd_journal_get_data() scans the entry's items for each field: for
+                # one field that beats enumerating them all, for two it does not
+                self._proj_enum = 2 <= n <= 64
             self._fields = None if fields is None else tuple(fields)
             self._raw = raw
             self._meta = m
@@ -1460,16 +1472,20 @@ cdef class _Reader:
                 raise MemoryError()
         return 0
 
-    def _fetch(self, long long skip=1):
-        """Move by skip and read the entry there (in the configured mode); None at the end."""
+    cdef object _fetch_one(self, long long skip):
+        if skip == 0:
+            raise ValueError("skip must be nonzero")
         self._acquire()
         try:
-            self._check_pending()
-            if skip == 0:
-                raise ValueError("skip must be nonzero")
+            if self._pending:
+                self._check_pending()
             return self._fetch_locked(skip, 1, None)
         finally:
             self._release()
+
+    def _fetch(self, long long skip=1):
+        """Move by skip and read the entry there (in the configured mode); None at the end."""
+        return self._fetch_one(skip)
 
     def _fetch_batch(self, Py_ssize_t n, long long skip=1):
         """Up to n entries, moving by skip first and then one at a time; [] at the end."""
@@ -1490,21 +1506,15 @@ cdef class _Reader:
         """Move by skip and return that entry as a dict; {} at the end."""
         if self._faithful:
             return self._get_next_faithful(skip)
-        self._acquire()
-        try:
-            self._check_pending()
-            if skip == 0:
-                raise ValueError("skip must be nonzero")
-            e = self._fetch_locked(skip, 1, None)
-        finally:
-            self._release()
+        e = self._fetch_one(skip)
         return {} if e is None else e
 
     def get_previous(self, long long skip=1):
         """Move back by skip and return that entry as a dict; {} at the start."""
         if self._faithful:
             return self.get_next(-skip)
-        return _Reader.get_next(self, -skip)
+        e = self._fetch_one(-skip)
+        return {} if e is None else e
 
     def __iter__(self):
         return self
@@ -1515,7 +1525,7 @@ cdef class _Reader:
             if e or (not self._falsy_stops() and not self._at_end):
                 return e
             raise StopIteration
-        e = _Reader._fetch(self, 1)
+        e = self._fetch_one(1)
         if e is None:
             raise StopIteration
         return e
@@ -1632,6 +1642,10 @@ cdef class _Reader:
                 r = self._add_item(d, l)
                 if r < 0:
                     return self._undo(first, arena_mark, r)
+        elif self._proj_enum:
+            r = self._read_projected(first)
+            if r < 0:
+                return self._undo(first, arena_mark, r)
         else:
             for i in range(self._n_proj):
                 r = sd_journal_get_data(self.j, self._proj[i], &d, &l)
@@ -1668,6 +1682,45 @@ cdef class _Reader:
             self.arena_len += l
             free(c)
         self.n_entries += 1
+        return 0
+
+    cdef int _read_projected(self, size_t first) noexcept nogil:
+        """Enumerate the entry, keeping the first value of each projected field, in projection order."""
+        cdef const void *d
+        cdef size_t l, klen
+        cdef const char *eq
+        cdef int r
+        cdef Py_ssize_t i, k, n = self._n_proj
+        cdef uint64_t found = 0
+        cdef uint64_t want = (<uint64_t>1 << n) - 1 if n < 64 else <uint64_t>-1
+        cdef Item tmp
+        sd_journal_restart_data(self.j)
+        while found != want:
+            r = sd_journal_enumerate_data(self.j, &d, &l)
+            if r == 0:
+                break
+            if r < 0:
+                return r
+            eq = <const char *>memchr(d, c'=', l if l < 66 else 66)
+            if eq == NULL:
+                continue
+            klen = eq - <const char *>d
+            for i in range(n):
+                if self._proj_len[i] == klen and not (found >> i) & 1 and memcmp(self._proj[i], d, klen) == 0:
+                    r = self._add_item(d, l)
+                    if r < 0:
+                        return r
+                    self.items[self.n_items - 1].tag = i
+                    found |= <uint64_t>1 << i
+                    break
+        # projection order (a handful of items: insertion sort)
+        for i in range(<Py_ssize_t>first + 1, <Py_ssize_t>self.n_items):
+            tmp = self.items[i]
+            k = i - 1
+            while k >= <Py_ssize_t>first and self.items[k].tag > tmp.tag:
+                self.items[k + 1] = self.items[k]
+                k -= 1
+            self.items[k + 1] = tmp
         return 0
 
     cdef int _undo(self, size_t first, size_t arena_mark, int r) noexcept nogil:
@@ -1714,7 +1767,8 @@ cdef class _Reader:
     cdef int _ensure_vc(self) except -1:
         if self.vc == NULL:
             self.vc = <VSlot *>calloc(VC_SIZE, sizeof(VSlot))
-            if self.vc == NULL:
+            self.vbuf = <char *>malloc(VC_SIZE * VC_MAXLEN)
+            if self.vc == NULL or self.vbuf == NULL:
                 raise MemoryError()
         return self._ensure_stats()
 
@@ -1755,6 +1809,7 @@ cdef class _Reader:
         cdef Py_ssize_t n, klen, ks, k
         cdef size_t h
         cdef VSlot *vs
+        cdef char *vb
         cdef KeyStat *st
         cdef object key, value, old
         cdef set listed = None
@@ -1776,7 +1831,8 @@ cdef class _Reader:
                 n = <Py_ssize_t>it.len
                 h = ((<size_t>it.src) >> 3) * 0x9E3779B97F4A7C15ULL >> 54
                 vs = &self.vc[h & (VC_SIZE - 1)]
-                if vs.gen == gen and vs.len == <uint32_t>n and memcmp(vs.buf, p, n) == 0:
+                vb = self.vbuf + (h & (VC_SIZE - 1)) * VC_MAXLEN
+                if vs.gen == gen and vs.len == <uint32_t>n and memcmp(vb, p, n) == 0:
                     key = <object>vs.key
                     value = <object>vs.value
                     ks = vs.keyslot
@@ -1809,7 +1865,7 @@ cdef class _Reader:
                                 vs.keyslot = ks
                                 vs.len = <uint32_t>n
                                 vs.gen = gen
-                                memcpy(vs.buf, p, n)
+                                memcpy(vb, p, n)
                 # repeated fields become lists, in order
                 if ks >= 0:
                     st = &self.ks[ks]
