@@ -66,8 +66,9 @@ cdef class Bus:
     # _exc is the next one, _more_exc the ones after it.
     cdef object _exc
     cdef list _more_exc
-    # Slots of the matches registered through this Bus (removed by close()).
-    cdef set _slots
+    # Slots of the matches registered through this Bus (removed by close());
+    # Bus's tp_traverse visits them (see "The garbage collector" in _bus.pyx).
+    cdef list _slots
     # A shared (per-thread default) bus is closed silently when collected.
     cdef public bint shared
     # How many LimitsExceeded refusals the last call_many/get_property_many retried.

@@ -52,6 +52,7 @@ cdef extern from "errno.h":
         EBUSY
         ECONNRESET
         ETIMEDOUT
+        EHOSTDOWN
 
 cdef extern from "pystemd/compat.h":
     int PYSTEMD_LIBSYSTEMD_VERSION
@@ -1191,6 +1192,13 @@ cdef void _unprocessed(sd_bus_message *msg) noexcept:
     sd_bus_message_unref(msg)
 
 
+cdef inline void _list_discard(list items, object x) noexcept:
+    cdef Py_ssize_t k
+    for k in range(len(items) - 1, -1, -1):
+        if items[k] is x:
+            del items[k]
+
+
 # ---------------------------------------------------------------------------
 # match slots
 
@@ -1233,7 +1241,7 @@ cdef class Slot:
             if self.slot != NULL:
                 sd_bus_slot_unref(self.slot)  # the destroy callback clears self.slot
                 self.slot = NULL
-            bus._slots.discard(self)
+            _list_discard(bus._slots, self)
         finally:
             bus.release()
 
@@ -1264,7 +1272,7 @@ cdef void _on_slot_destroy(void *userdata) noexcept with gil:
     try:
         b = s._bus_ref() if s._bus_ref is not None else None
         if b is not None and (<Bus>b)._slots is not None:
-            (<Bus>b)._slots.discard(s)
+            _list_discard((<Bus>b)._slots, s)
     except BaseException:
         pass
     Py_DECREF(s)
@@ -1481,7 +1489,7 @@ cdef class Bus:
         self._deferred = []
         self._exc = None
         self._more_exc = []
-        self._slots = set()
+        self._slots = []
         self._in_call = 0
         self.shared = False
         self._gen = _fork_generation
@@ -1521,10 +1529,14 @@ cdef class Bus:
             with nogil:
                 r = sd_bus_open_system_machine(&b, a)
             what = f"system bus of machine {arg!r}"
+            if r == -EHOSTDOWN:
+                what += " (no such machine registered with systemd-machined; Bus.container(pid=...) needs none)"
         elif kind == "user_machine":
             with nogil:
                 r = sd_bus_open_user_machine(&b, a)
             what = f"user bus of machine {arg!r}"
+            if r == -EHOSTDOWN:
+                what += " (no such machine registered with systemd-machined)"
         elif kind == "address":
             r = sd_bus_new(&b)
             if r >= 0:
@@ -2299,7 +2311,7 @@ cdef class Bus:
             sd_bus_slot_unref(s)
             if r < 0:
                 check_ctx(r, "sd_bus_slot_set_floating")
-            self._slots.add(slot)
+            self._slots.append(slot)
             if client:
                 # wait for the daemon to confirm (as sd_bus_add_match does), so
                 # signals sent after this returns are delivered
@@ -2334,6 +2346,54 @@ cdef class Bus:
     def __repr__(self):
         state = "closed" if self.bus == NULL else self.kind
         return f"<{type(self).__module__}.{type(self).__qualname__} {state} {self.description or ''}>".replace(" >", ">")
+
+
+# ---------------------------------------------------------------------------
+# The garbage collector and match callbacks
+#
+# sd-bus holds a reference to every registered Slot (its userdata), and a Slot
+# holds its callback. A callback that refers back to its Bus (a bound method of
+# an object owning the bus: the usual case) makes a cycle through C that the
+# collector cannot see, so a Bus nobody closed would never be collected. Bus's
+# tp_traverse therefore also visits each live Slot once more, for the
+# reference sd-bus holds: the cycle becomes visible, Bus.__del__ runs (warns,
+# closes, releases the slots) and the collector frees the rest.
+
+cdef extern from "Python.h":
+    ctypedef struct PyObject
+    ctypedef int (*visitproc)(PyObject *, void *) noexcept
+    ctypedef int (*traverseproc)(PyObject *, visitproc, void *) noexcept
+    ctypedef struct _TypeObj "PyTypeObject":
+        traverseproc tp_traverse
+    PyObject *PyList_GET_ITEM(PyObject *, Py_ssize_t)
+    Py_ssize_t PyList_GET_SIZE(PyObject *)
+
+cdef traverseproc _bus_base_traverse = NULL
+
+
+cdef int _bus_traverse(PyObject *o, visitproc visit, void *arg) noexcept:
+    cdef int r
+    cdef PyObject *slots
+    cdef PyObject *item
+    cdef Py_ssize_t k
+    if _bus_base_traverse != NULL:
+        r = _bus_base_traverse(o, visit, arg)
+        if r:
+            return r
+    slots = <PyObject *>(<Bus>o)._slots
+    if slots == NULL or <object>slots is None:
+        return 0
+    for k in range(PyList_GET_SIZE(slots)):
+        item = PyList_GET_ITEM(slots, k)
+        if (<Slot>item).slot != NULL:  # sd-bus still holds its reference
+            r = visit(item, arg)
+            if r:
+                return r
+    return 0
+
+
+_bus_base_traverse = (<_TypeObj *>Bus).tp_traverse
+(<_TypeObj *>Bus).tp_traverse = _bus_traverse
 
 
 # ---------------------------------------------------------------------------

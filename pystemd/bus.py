@@ -13,8 +13,8 @@ Which connection:
 * ``Bus("unix:path=/run/dbus/system_bus_socket")``: any address, as a bus client.
 * ``Bus.private()``: systemd's private socket ``/run/systemd/private`` (root only,
   peer-to-peer, no dbus-daemon in the path).
-* ``Bus.remote("user@host")``: a remote system bus over ssh, as ``systemctl -H``.
-* ``Bus.machine("name")``: a local container's system bus.
+* ``Bus.remote_host("user@host")``: a remote system bus over ssh, as ``systemctl -H``.
+* ``Bus.container("name")`` / ``Bus.container(pid=1234)``: a local container's system bus.
 
 A Bus is a context manager; ``close()`` is idempotent; a Bus that is collected
 while still open warns with ``ResourceWarning`` and closes its fd. After
@@ -75,14 +75,28 @@ class Bus(_bus.Bus):
         user: bool = False,
         remote: Optional[str] = None,
         machine: Optional[str] = None,
+        pid: Optional[int] = None,
         peer: bool = False,
         description: Optional[str] = None,
     ) -> None:
-        chosen = [
-            x for x in (address is not None, user, remote is not None, machine is not None) if x
-        ]
-        if len(chosen) > 1:
-            raise ValueError("give at most one of address, user, remote, machine")
+        given = [
+            name
+            for name, value in (("address", address), ("remote", remote), ("machine", machine),
+                                ("pid", pid))
+            if value is not None
+        ]  # fmt: skip
+        if len(given) > 1:
+            raise ValueError(f"give at most one of address, remote, machine, pid (got {given})")
+        if user and given and given != ["machine"]:
+            raise ValueError("user=True combines only with machine=")
+        if peer and given != ["address"]:
+            raise ValueError("peer=True needs an address")
+        if pid is not None:
+            if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+                raise ValueError(f"pid must be a positive int, got {pid!r}")
+            # sd-bus enters the process's namespaces and connects to the system
+            # bus socket there: works for containers no machined knows about
+            address = f"x-machine-unix:pid={pid}"
         if address is not None:
             addr = os.fspath(address)
             if isinstance(addr, bytes):
@@ -93,7 +107,7 @@ class Bus(_bus.Bus):
         elif remote is not None:
             self._open("remote", remote, True, description)
         elif machine is not None:
-            self._open("machine", machine, True, description)
+            self._open("user_machine" if user else "machine", machine, True, description)
         elif user:
             self._open("user", None, True, description)
         else:
@@ -101,10 +115,12 @@ class Bus(_bus.Bus):
 
     @classmethod
     def system(cls) -> Bus:
+        """The system bus (``$DBUS_SYSTEM_BUS_ADDRESS`` is honoured)."""
         return cls()
 
     @classmethod
     def user(cls) -> Bus:
+        """The calling user's bus (``$DBUS_SESSION_BUS_ADDRESS``, else ``$XDG_RUNTIME_DIR/bus``)."""
         return cls(user=True)
 
     @classmethod
@@ -114,11 +130,27 @@ class Bus(_bus.Bus):
 
     @classmethod
     def remote_host(cls, host: str) -> Bus:
+        """A remote system bus over ssh: ``[user@]host[:port][/container]``.
+
+        sd-bus runs ``ssh -xT [-p port] -- [user@]host systemd-stdio-bridge``
+        (as ``systemctl -H``): ssh must log in without asking (keys, known host).
+        """
         return cls(remote=host)
 
     @classmethod
-    def container(cls, machine: str) -> Bus:
-        return cls(machine=machine)
+    def container(
+        cls, machine: Optional[str] = None, *, pid: Optional[int] = None, user: bool = False
+    ) -> Bus:
+        """A local container's system bus (``user=True``: the user bus), by machine
+        name (registered with systemd-machined) or by the PID of any process
+        inside it (no registration needed, e.g. ``systemd-nspawn --register=no``)."""
+        if (machine is None) == (pid is None):
+            raise ValueError("give a machine name or a pid")
+        if pid is not None:
+            if user:
+                raise ValueError("user=True needs a machine name")
+            return cls(pid=pid)
+        return cls(machine=machine, user=user)
 
     def __enter__(self) -> Bus:
         return self
