@@ -149,6 +149,7 @@ cdef class Driver:
     cdef object _waiting                 # deque of AsyncCall not sent yet
     cdef set _calls                      # AsyncCall with a live slot
     cdef readonly bint closed
+    cdef public bint draining            # set by the façade while it runs process()
     cdef object _fatal                   # the exception that broke the connection
     cdef object __weakref__
 
@@ -157,6 +158,7 @@ cdef class Driver:
         self._waiting = _collections.deque()
         self._calls = set()
         self.closed = False
+        self.draining = False
         self._fatal = None
 
     def __init__(self, bus, loop, window=64):
@@ -217,16 +219,20 @@ cdef class Driver:
         return call
 
     cdef object _check_usable(self):
-        if self._fatal is not None:
-            raise ConnectionError(f"the bus connection is gone: {self._fatal}")
         if self.closed:
             raise RuntimeError("this AsyncBus was closed")
+        if self._fatal is not None:
+            raise ConnectionError(f"the bus connection is gone: {self._fatal}")
 
     cdef object _submit(self, AsyncCall call):
         if self._waiting or (self.window is not None and self.in_flight >= self.window):
             self._waiting.append(call)
         else:
             self._send(call)
+        if not self.draining:
+            # one drain/update per burst of calls: arms the reply deadline
+            # timer, and POLLOUT if the message did not go out at once
+            self._kick()
         return call.future
 
     cdef int _send(self, AsyncCall call) except -1:
@@ -299,8 +305,10 @@ cdef class Driver:
                 self.loop.call_soon_threadsafe(_resolve, fut, value)
         if self._waiting:
             self._fill_window()
-            if PyThread_get_thread_ident() != self.loop_thread:
-                self.loop.call_soon_threadsafe(self._kick)
+        if not self.draining:
+            # dispatched by a blocking call (this thread or another): the
+            # loop must look at the bus again, its fd may stay quiet
+            self._kick()
         return 0
 
     def _cancel(self, AsyncCall call):
@@ -376,10 +384,10 @@ cdef class Driver:
             b.release()
         return self._submit(self._new_call(m, KIND_GET_ALL, flags, usec))
 
-    def fail_all(self, exc):
-        """Fail every pending call with exc and forget them (connection gone or closing)."""
+    def fail_all(self, exc, bint fatal=False):
+        """Fail every pending call with exc and forget them (``fatal``: the connection is gone)."""
         cdef AsyncCall call
-        if self._fatal is None and isinstance(exc, ConnectionError):
+        if fatal and self._fatal is None:
             self._fatal = exc
         while self._waiting:
             call = <AsyncCall>self._waiting.popleft()
@@ -430,6 +438,8 @@ cdef class Match:
     cdef readonly object queue       # deque of Message
     cdef readonly Py_ssize_t maxsize
     cdef readonly Py_ssize_t dropped
+    cdef Py_ssize_t _gap             # messages to deliver before the gap; -1: no gap
+    cdef Py_ssize_t _lost            # dropped in the current gap
     cdef object _waiter
     cdef object _exc
     cdef object __weakref__
@@ -447,6 +457,8 @@ cdef class Match:
         self.queue = _collections.deque()
         self.maxsize = maxsize
         self.dropped = 0
+        self._gap = -1
+        self._lost = 0
         self._waiter = None
         self._exc = None
         b.acquire()
@@ -466,9 +478,14 @@ cdef class Match:
             if self._exc is None:
                 self._exc = exc
         elif self.maxsize > 0 and len(self.queue) >= self.maxsize:
+            if self._gap < 0:
+                self._gap = len(self.queue)
+            self._lost += 1
             self.dropped += 1
         else:
             self.queue.append(msg)
+        if not self.driver.draining:
+            self.driver._kick()
         w = self._waiter
         if w is not None:
             self._waiter = None
@@ -478,6 +495,20 @@ cdef class Match:
             else:
                 self.driver.loop.call_soon_threadsafe(_resolve, w, None)
         return 0
+
+    def take(self):
+        """The next queued Message; an int N where N signals were dropped; None if empty."""
+        cdef Py_ssize_t n
+        if self._gap == 0:
+            n = self._lost
+            self._gap = -1
+            self._lost = 0
+            return n
+        if not self.queue:
+            return None
+        if self._gap > 0:
+            self._gap -= 1
+        return self.queue.popleft()
 
     def _take_error(self):
         """The install error (a BusError) or the overflow, once; else None."""

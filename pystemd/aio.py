@@ -42,10 +42,11 @@ from types import TracebackType
 from typing import Any, Optional
 
 from pystemd import _aio, _serve
-from pystemd._bus import Message
+from pystemd._bus import KEEP_VARIANTS, Message
 from pystemd.errors import PystemdError
 
 __all__ = [
+    "KEEP_VARIANTS",
     "AsyncBus",
     "SignalQueueOverflow",
     "SignalStream",
@@ -55,6 +56,7 @@ __all__ = [
 
 POLLOUT = 0x004
 _BUDGET = 64  # messages processed per loop callback before yielding
+WATCHDOG_S = 0.05  # see AsyncBus._on_watchdog
 
 
 class SignalQueueOverflow(PystemdError, BufferError):
@@ -117,7 +119,8 @@ class SignalStream:
     def __init__(self, abus: AsyncBus, rule: str, maxsize: int = 0) -> None:
         self._abus = abus
         self._match = _aio.Match(abus, rule, maxsize)
-        self._reported = 0
+        self._waiting_future: Optional[asyncio.Future[Any]] = None
+        abus._streams.add(self)
 
     @property
     def rule(self) -> str:
@@ -140,23 +143,24 @@ class SignalStream:
             exc = m._take_error()
             if exc is not None:
                 raise exc
-            if m.dropped > self._reported:
-                lost = m.dropped - self._reported
-                self._reported = m.dropped
+            item = m.take()
+            if isinstance(item, int):
                 raise SignalQueueOverflow(
-                    f"{lost} signal(s) dropped (maxsize={m.maxsize}) for {m.rule!r}"
+                    f"{item} signal(s) dropped (maxsize={m.maxsize}) for {m.rule!r}"
                 )
-            if m.queue:
-                return m.queue.popleft()
+            if item is not None:
+                return item
             if not m.active:
                 raise StopAsyncIteration
             self._abus._check_alive()
             fut = self._abus.loop.create_future()
             m._set_waiter(fut)
+            self._waiting_future = fut
             try:
                 await fut
             finally:
                 m._set_waiter(None)
+                self._waiting_future = None
 
     async def get(self, timeout: Optional[float] = None) -> Message:
         """The next signal; ``TimeoutError`` after ``timeout`` seconds."""
@@ -166,6 +170,13 @@ class SignalStream:
 
     def close(self) -> None:
         self._match.remove()
+
+    def _wake(self) -> None:
+        # the connection is gone or the AsyncBus closed: a waiting reader
+        # wakes up and finds out
+        w = self._waiting_future
+        if w is not None and not w.done():
+            w.set_result(None)
 
     async def aclose(self) -> None:
         self.close()
@@ -203,9 +214,10 @@ class AsyncBus(_aio.Driver):
         self._timer: Optional[asyncio.TimerHandle] = None
         self._timer_at: Optional[int] = None
         self._scheduled = False
-        self._draining = False
         #: how many times the deadline timer was (re-)armed (for tests and tuning)
         self.timer_arms = 0
+        self._streams: weakref.WeakSet[SignalStream] = weakref.WeakSet()
+        self._watchdog: Optional[asyncio.TimerHandle] = None
         loop.add_reader(self._fd, self._on_readable)
         self._update()
 
@@ -229,7 +241,7 @@ class AsyncBus(_aio.Driver):
         if threading.get_ident() != self.loop_thread:
             self._scheduled = True
             self.loop.call_soon_threadsafe(self._scheduled_drain)
-        elif not self._draining:
+        elif not self.draining:
             self._scheduled = True
             self.loop.call_soon(self._scheduled_drain)
 
@@ -240,7 +252,7 @@ class AsyncBus(_aio.Driver):
     def _drain(self) -> None:
         if self.closed:
             return
-        self._draining = True
+        self.draining = True
         bus = self.bus
         try:
             for _ in range(_BUDGET):
@@ -260,7 +272,7 @@ class AsyncBus(_aio.Driver):
                     self._scheduled = True
                     self.loop.call_soon(self._scheduled_drain)
         finally:
-            self._draining = False
+            self.draining = False
         if not self.is_open():
             self._lost(ConnectionResetError(errno.ECONNRESET, "the bus connection was closed"))
             return
@@ -280,28 +292,59 @@ class AsyncBus(_aio.Driver):
             else:
                 self.loop.remove_writer(self._fd)
             self._writing = want_write
+        if self._watchdog is None and (self.in_flight or self.waiting or self._readers_waiting()):
+            self._watchdog = self.loop.call_later(WATCHDOG_S, self._on_watchdog)
         if deadline is None:
             return  # an armed timer that fires early only costs a no-op drain
+        delay = deadline / 1e6 - time.monotonic()
+        if delay <= 0:
+            # due now (a queued message, a deferred callback, a passed deadline)
+            if not self._scheduled:
+                self._scheduled = True
+                self.loop.call_soon(self._scheduled_drain)
+            return
         if self._timer is not None and self._timer_at is not None and deadline >= self._timer_at:
             return
         if self._timer is not None:
             self._timer.cancel()
-        delay = max(0.0, deadline / 1e6 - time.monotonic()) if deadline else 0.0
         self._timer = self.loop.call_later(delay, self._on_timer)
         self._timer_at = deadline
         self.timer_arms += 1
+
+    def _readers_waiting(self) -> bool:
+        return any(st._waiting_future is not None for st in self._streams)
+
+    def _on_watchdog(self) -> None:
+        # A blocking call on this Bus (in a coroutine, or on another thread)
+        # may have read messages for us into sd-bus's queue without
+        # dispatching them; the fd then stays quiet. While calls are pending
+        # or a stream is being read, look every WATCHDOG_S.
+        self._watchdog = None
+        if self.closed:
+            return
+        self._drain()
+
+    def kick(self) -> None:
+        """Process the bus soon: call after blocking calls on this Bus made from a coroutine.
+
+        Not needed for correctness (pending calls and waiting streams are
+        looked after), only for latency: a blocking call may read messages
+        meant for the loop without dispatching them.
+        """
+        self._kick()
 
     def _lost(self, exc: BaseException) -> None:
         if not isinstance(exc, ConnectionError):
             err = ConnectionResetError(errno.ECONNRESET, f"the bus connection is gone: {exc}")
             err.__cause__ = exc
             exc = err
-        self._detach(exc)
+        self._detach(exc, fatal=True)
 
-    def _detach(self, exc: BaseException) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def _detach(self, exc: BaseException, fatal: bool = False) -> None:
+        for h in (self._timer, self._watchdog):
+            if h is not None:
+                h.cancel()
+        self._timer = self._watchdog = None
         try:
             self.loop.remove_reader(self._fd)
             if self._writing:
@@ -309,8 +352,11 @@ class AsyncBus(_aio.Driver):
         except Exception:
             pass  # the loop is closed already
         self._writing = False
-        _drivers.pop(self.bus, None)
-        self.fail_all(exc)
+        if _drivers.get(self.bus) is self:
+            del _drivers[self.bus]
+        self.fail_all(exc, fatal)
+        for stream in list(self._streams):
+            stream._wake()
 
     def _check_alive(self) -> None:
         if self.closed:
@@ -384,12 +430,16 @@ class AsyncBus(_aio.Driver):
         return node
 
     def close(self) -> None:
-        """Detach from the loop; pending calls fail with ``ConnectionAbortedError``. Idempotent.
+        """Detach from the loop. Idempotent.
 
-        The Bus stays open (close it yourself); detach before closing it.
+        Pending calls fail with ``ConnectionAbortedError``; signal streams end
+        (``StopAsyncIteration``). The Bus stays open (close it yourself,
+        after this): blocking use goes on, and ``attach()`` works again.
         """
         if self.closed:
             return
+        for stream in list(self._streams):
+            stream.close()  # readers see the end of the stream
         self._detach(ConnectionAbortedError(errno.ECONNABORTED, "the AsyncBus was closed"))
         self._set_closed()
 
