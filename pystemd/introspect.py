@@ -49,8 +49,6 @@ __all__ = [
 INTROSPECTABLE = "org.freedesktop.DBus.Introspectable"
 EMITS_CHANGED = "org.freedesktop.DBus.Property.EmitsChangedSignal"
 
-_EMPTY: Mapping[str, str] = MappingProxyType({})
-
 
 class IntrospectionError(PystemdError, ValueError):
     """The introspection XML is malformed or describes something invalid."""
@@ -63,7 +61,7 @@ class Arg:
     name: Optional[str]
     signature: str
     direction: str  # "in" or "out" (signal arguments are "out")
-    annotations: Mapping[str, str] = field(default=_EMPTY, compare=False)
+    annotations: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 def _sig(args: tuple[Arg, ...]) -> str:
@@ -75,7 +73,7 @@ class Method:
     name: str
     in_args: tuple[Arg, ...] = ()
     out_args: tuple[Arg, ...] = ()
-    annotations: Mapping[str, str] = field(default=_EMPTY, compare=False)
+    annotations: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def in_signature(self) -> str:
@@ -98,7 +96,7 @@ class Method:
 class Signal:
     name: str
     args: tuple[Arg, ...] = ()
-    annotations: Mapping[str, str] = field(default=_EMPTY, compare=False)
+    annotations: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def signature(self) -> str:
@@ -110,7 +108,7 @@ class Property:
     name: str
     signature: str
     access: str  # "read", "write" or "readwrite"
-    annotations: Mapping[str, str] = field(default=_EMPTY, compare=False)
+    annotations: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def readable(self) -> bool:
@@ -136,7 +134,7 @@ class Interface:
     methods: Mapping[str, Method] = field(default_factory=dict)
     signals: Mapping[str, Signal] = field(default_factory=dict)
     properties: Mapping[str, Property] = field(default_factory=dict)
-    annotations: Mapping[str, str] = field(default=_EMPTY, compare=False)
+    annotations: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __hash__(self) -> int:
         return hash(self.name)
