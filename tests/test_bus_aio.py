@@ -542,3 +542,50 @@ def test_busy_errors_keep_their_class(dbus_daemon: Any) -> None:
         "org.pystemd.Error.Custom",
         "custom failure",
     )
+
+
+def test_nothing_leaks_over_many_calls(dbus_daemon: Any) -> None:
+    """Every C reference handed to sd-bus comes back: no AsyncCall, Match or
+    PendingReply survives its call, fds stay flat."""
+    import gc
+    import os as _os
+
+    from pystemd import _aio, _serve
+
+    def census() -> dict[str, int]:
+        gc.collect()
+        kinds = (_aio.AsyncCall, _aio.Match, _serve.PendingReply)
+        out = {k.__name__: 0 for k in kinds}
+        for o in gc.get_objects():
+            if type(o) in kinds:
+                out[type(o).__name__] += 1
+        return out
+
+    async def main() -> tuple[dict[str, int], int, int]:
+        p = Pair(dbus_daemon.address)
+        fds = len(_os.listdir("/proc/self/fd"))
+        for _ in range(3):
+            ok = await asyncio.gather(*[p.call("Size", "ay", (b"x" * 10,)) for _ in range(400)])
+            assert ok == [(10,)] * 400
+            errors = await asyncio.gather(
+                *[p.client.call(p.name, PATH, IFACE, "NoSuchMethod") for _ in range(100)],
+                return_exceptions=True,
+            )
+            assert all(isinstance(e, UnknownMethod) for e in errors)
+            doomed = [p.call("Wait", "d", (0.05,)) for _ in range(20)]
+            for f in doomed:
+                f.cancel()
+            for _ in range(20):
+                async with p.client.signals(interface=IFACE, member="Ping"):
+                    pass
+        while p.service.finished < p.service.started:
+            await asyncio.sleep(0.01)
+        await p.client.call(*DBUS, "GetId")  # the server's last replies are out
+        during = census()
+        fds_after = len(_os.listdir("/proc/self/fd"))
+        p.close()
+        return during, fds, fds_after
+
+    during, fds, fds_after = run(main())
+    assert during == {"AsyncCall": 0, "Match": 0, "PendingReply": 0}
+    assert fds_after == fds
