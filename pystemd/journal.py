@@ -615,7 +615,9 @@ class Reader(_Reader):
             self.seek_head()
         return False
 
-    def follow(self, idle_timeout: Optional[float] = None) -> Iterator[Entry]:
+    def follow(
+        self, idle_timeout: Optional[float] = None, *, poll_interval: Optional[float] = 0.005
+    ) -> Iterator[Entry]:
         """Yield entries from the current position on, waiting for new ones.
 
         Stops after ``idle_timeout`` seconds without a new entry (None: never),
@@ -623,6 +625,13 @@ class Reader(_Reader):
         :meth:`seek_last` to tail, :meth:`seek_after_cursor` to resume, or
         :meth:`seek_head` to read everything first. Rotated, vacuumed and new
         journal files are followed.
+
+        Latency: journald tells readers (inotify) of new entries at most every
+        250 ms. While entries are flowing, this also looks for new ones every
+        ``poll_interval`` seconds (default 5 ms), backing off to 250 ms once
+        nothing has come for a second, so a busy journal is tailed within a
+        few ms and an idle one costs four wake-ups a second.
+        ``poll_interval=None``: inotify only.
         """
         if self._after_tail:
             self.seek_last(0)
@@ -630,33 +639,32 @@ class Reader(_Reader):
             self.fileno()  # watch before draining: nothing is missed in between
         except ClosedJournalError:
             return
-        deadline = None if idle_timeout is None else _time.monotonic() + idle_timeout
+        pacer = _Pacer(idle_timeout, poll_interval)
         while True:
             try:
                 e = self._fetch(1) if not self._faithful else (self.get_next() or None)
             except ClosedJournalError:
                 return
             if e is not None:
+                pacer.got_entry()
                 yield e
-                if idle_timeout is not None:
-                    deadline = _time.monotonic() + idle_timeout
                 continue
-            if deadline is None:
-                left = None
-            else:
-                left = deadline - _time.monotonic()
-                if left <= 0:
-                    return
+            wait = pacer.next_wait()
+            if wait is _STOP:
+                return
             try:
-                self.wait(left)
+                self.wait(wait)
             except ClosedJournalError:
                 return
 
-    async def follow_async(self, idle_timeout: Optional[float] = None) -> AsyncIterator[Entry]:
+    async def follow_async(
+        self, idle_timeout: Optional[float] = None, *, poll_interval: Optional[float] = 0.005
+    ) -> AsyncIterator[Entry]:
         """:meth:`follow` for asyncio: ``async for entry in reader.follow_async(): ...``.
 
         Waits with the event loop (``loop.add_reader`` on the journal's fd);
-        reading an entry is quick and done in the loop's thread.
+        reading an entry is quick and done in the loop's thread. Same
+        ``idle_timeout`` and ``poll_interval`` as :meth:`follow`.
         """
         loop = asyncio.get_running_loop()
         if self._after_tail:
@@ -667,28 +675,26 @@ class Reader(_Reader):
             return
         ready = asyncio.Event()
         loop.add_reader(fd, ready.set)
+        pacer = _Pacer(idle_timeout, poll_interval)
         try:
-            deadline = None if idle_timeout is None else loop.time() + idle_timeout
             while True:
                 try:
                     e = self._fetch(1) if not self._faithful else (self.get_next() or None)
                 except ClosedJournalError:
                     return
                 if e is not None:
+                    pacer.got_entry()
                     yield e
-                    if idle_timeout is not None:
-                        deadline = loop.time() + idle_timeout
                     continue
+                wait = pacer.next_wait()
+                if wait is _STOP:
+                    return
                 ready.clear()
                 tmo = self.get_timeout_ms()
-                wait_s: Optional[float] = None if tmo < 0 else tmo / 1000
-                if deadline is not None:
-                    left = deadline - loop.time()
-                    if left <= 0:
-                        return
-                    wait_s = left if wait_s is None else min(wait_s, left)
+                if tmo >= 0:
+                    wait = tmo / 1000 if wait is None else min(wait, tmo / 1000)
                 try:
-                    await asyncio.wait_for(ready.wait(), wait_s)
+                    await asyncio.wait_for(ready.wait(), wait)
                 except asyncio.TimeoutError:
                     pass
                 try:
@@ -704,6 +710,54 @@ class Reader(_Reader):
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<{type(self).__name__} {self._what} ({state})>"
+
+
+_STOP = object()
+
+
+class _Pacer:
+    """How long a follower waits: the idle timeout, and polling while entries flow.
+
+    journald wakes inotify watchers at most every 250 ms (it coalesces its
+    notifications), so a follower that only waits for inotify sees a new entry
+    up to 250 ms late. While entries keep coming, the follower also looks every
+    ``poll`` seconds; after a second without one it backs off (doubling) to
+    250 ms, where inotify takes over anyway.
+    """
+
+    BACKOFF_AFTER = 1.0
+    MAX_POLL = 0.25
+
+    def __init__(self, idle_timeout: Optional[float], poll: Optional[float]) -> None:
+        if poll is not None and poll <= 0:
+            raise ValueError("poll_interval must be positive (or None: inotify only)")
+        self.idle_timeout = idle_timeout
+        self.poll = poll
+        self.interval = poll
+        now = _time.monotonic()
+        self.last = now
+        self.deadline = None if idle_timeout is None else now + idle_timeout
+
+    def got_entry(self) -> None:
+        self.last = _time.monotonic()
+        self.interval = self.poll
+        if self.idle_timeout is not None:
+            self.deadline = self.last + self.idle_timeout
+
+    def next_wait(self) -> Any:
+        """Seconds to wait (None: until inotify), or _STOP."""
+        now = _time.monotonic()
+        wait: Optional[float] = None
+        if self.interval is not None:
+            wait = self.interval
+            if now - self.last > self.BACKOFF_AFTER:
+                self.interval = min(self.interval * 2, self.MAX_POLL)
+        if self.deadline is not None:
+            left = self.deadline - now
+            if left <= 0:
+                return _STOP
+            wait = left if wait is None else min(wait, left)
+        return wait
 
 
 class JournalFileWarning(UserWarning):
