@@ -886,3 +886,134 @@ def test_version_is_pystemds() -> None:
 
     assert daemon.__version__ == pystemd.__version__
     assert daemon.LISTEN_FDS_START == 3
+
+
+# ---------------------------------------------------------------------------
+# a blocked send: the GIL is released, signals are honoured
+
+
+def _fill(receiver: Receiver) -> int:
+    """Queue datagrams until the receiver's queue is full (the next send blocks)."""
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    c.setblocking(False)
+    n = 0
+    try:
+        while True:
+            c.sendto(b"X_FILL=1", str(receiver.path))
+            n += 1
+    except BlockingIOError:
+        return n
+    finally:
+        c.close()
+
+
+def _blocked_in_sendmsg(tid: int) -> bool:
+    try:
+        nr = Path(f"/proc/self/task/{tid}/syscall").read_text().split()[0]
+    except (OSError, IndexError):
+        return False
+    return nr == "46"  # x86-64 sendmsg
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="reads the x86-64 syscall number")
+def test_blocked_send_releases_the_gil_and_honours_signals(receiver: Receiver) -> None:
+    import signal
+
+    main_tid = threading.get_native_id()  # the kernel's id, for /proc
+    main_ident = threading.get_ident()  # the pthread_t, for pthread_kill
+    seen: list[int] = []
+    raise_it = threading.Event()
+
+    def handler(signum: int, frame: Any) -> None:
+        seen.append(signum)
+        if raise_it.is_set():
+            raise RuntimeError("interrupted by the handler")
+
+    def helper(drain: bool) -> None:
+        # runs Python while the main thread is blocked in sendmsg(): the GIL is free
+        _wait_for(lambda: _blocked_in_sendmsg(main_tid), "the send to block")
+        signal.pthread_kill(main_ident, signal.SIGUSR1)
+        if drain:
+            _wait_for(lambda: bool(seen), "the handler to run")
+            _wait_for(lambda: _blocked_in_sendmsg(main_tid), "the send to block again")
+            receiver.pending()
+
+    old = signal.signal(signal.SIGUSR1, handler)
+    try:
+        # 1. a handler that returns: the send is retried and completes once there is room
+        queued = _fill(receiver)
+        assert queued > 0
+        t = threading.Thread(target=helper, args=(True,))
+        t.start()
+        assert daemon.notify("X_AFTER=1") is True
+        t.join(WAIT)
+        assert seen == [signal.SIGUSR1]
+        assert receiver.recv().data == b"X_AFTER=1"
+
+        # 2. a handler that raises: the exception comes out of notify()
+        raise_it.set()
+        _fill(receiver)
+        t = threading.Thread(target=helper, args=(False,))
+        t.start()
+        with pytest.raises(RuntimeError, match="interrupted by the handler"):
+            daemon.notify("X_NEVER=1")
+        t.join(WAIT)
+        assert b"X_NEVER=1" not in receiver.pending()
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+
+
+# ---------------------------------------------------------------------------
+# no leaks: fds and references flat over many calls, failing ones included
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_no_fd_or_reference_leaks(receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+    import sys as _sys
+
+    r, w = os.pipe()
+    closed = 4000  # not a freed low number: received fds would take it over
+    with pytest.raises(OSError):
+        os.fstat(closed)
+    monkeypatch.setenv("LISTEN_PID", str(os.getpid()))
+    monkeypatch.setenv("LISTEN_FDNAMES", "a")
+    fd_obj = r
+    refs = _sys.getrefcount(fd_obj)
+
+    def round_() -> None:
+        # (the receiver reads as it goes: a datagram queue holds few messages,
+        # net.unix.max_dgram_qlen, 10 on this machine)
+        for _ in range(200):
+            assert daemon.notify("X_A=1")
+            receiver.recv()
+            assert daemon.fd_store([r, w], "x")
+            m = receiver.recv()
+            assert len(m.fds) == 2
+            with pytest.raises(ValueError):
+                daemon.notify("bad")
+            with pytest.raises(OSError):
+                daemon.fd_store([closed])
+            with pytest.raises(OSError):
+                daemon.is_socket(closed)
+            os.environ["LISTEN_FDS"] = "1"
+            daemon.listen_fds_with_names(False)
+            for m in receiver.held:
+                m.close()
+            receiver.held.clear()
+
+    try:
+        round_()  # warm-up
+        gc.collect()
+        before = _open_fds()
+        for _ in range(5):
+            round_()
+        gc.collect()
+        assert _open_fds() == before
+        assert _sys.getrefcount(fd_obj) == refs
+    finally:
+        os.close(r)
+        os.close(w)
