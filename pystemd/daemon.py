@@ -486,7 +486,7 @@ def fd_store(
     fd_list = _open_fds(fds)
     if not fd_list:
         raise ValueError("fd_store() needs at least one file descriptor")
-    if name is not None and not _valid_fdname(name):
+    if name is not None and not (isinstance(name, str) and _valid_fdname(name)):
         raise ValueError(f"invalid fd name {name!r}: 1..255 printable ASCII characters, no ':'")
     state = _fields(("FDSTORE", "1"), ("FDNAME", name), ("FDPOLL", None if poll else "0"))
     return _send(state, fds=fd_list)
@@ -611,12 +611,26 @@ class Watchdog:
         period = self.period
         try:
             while True:
-                if self.check is None or self.check():
+                if self._check_sync():
                     self.ping()
                 if stop.wait(period):
                     return
         except BaseException as e:
             self.error = e
+
+    def _check_sync(self) -> bool:
+        if self.check is None:
+            return True
+        ok = self.check()
+        if hasattr(ok, "__await__"):
+            close = getattr(ok, "close", None)
+            if close is not None:
+                close()  # no "never awaited" warning
+            raise TypeError(
+                "Watchdog(check=...) returned an awaitable in a thread; "
+                "use it with start_task() or 'async with'"
+            )
+        return bool(ok)
 
     def stop(self, timeout: Optional[float] = None) -> None:
         """Stop pinging and wait for the thread; idempotent.

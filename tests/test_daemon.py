@@ -546,6 +546,17 @@ def test_watchdog_error_stops_pinging_and_is_raised_by_stop(
     assert receiver.pending() == []
 
 
+def test_watchdog_thread_refuses_an_async_check(receiver: Receiver, watchdog_env: None) -> None:
+    async def check() -> bool:
+        return True
+
+    wd = daemon.Watchdog(check=check).start()
+    _wait_for(lambda: not wd.running, "the watchdog thread to end")
+    with pytest.raises(TypeError, match="start_task"):
+        wd.stop()
+    assert receiver.pending() == []
+
+
 def test_watchdog_ping_failure_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "gone.sock"))
     wd = daemon.Watchdog(0.1).start()
