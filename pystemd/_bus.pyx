@@ -20,7 +20,8 @@ the same bus (sd-bus forbids recursive sd_bus_process()).
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
-from cpython.ref cimport Py_INCREF, Py_DECREF, PyObject
+from cpython.ref cimport Py_INCREF, Py_DECREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.pythread cimport (
     NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock, PyThread_allocate_lock,
     PyThread_free_lock, PyThread_get_thread_ident, PyThread_release_lock,
@@ -881,6 +882,8 @@ cdef object _read_array_body(sd_bus_message *m, const char *contents, Py_ssize_t
         while check(sd_bus_message_read_basic(m, t, &v)) > 0:
             items.append(_basic_value(t, &v))
         return items
+    if t == b'(':
+        return _read_struct_array(m, contents, flags)
     while True:
         x = _read_elem(m, contents, cn, flags, &end)
         if end:
@@ -888,17 +891,67 @@ cdef object _read_array_body(sd_bus_message *m, const char *contents, Py_ssize_t
         items.append(x)
 
 
-cdef tuple _read_struct_body(sd_bus_message *m, const char *contents, int flags):
-    cdef list items = []
+cdef struct _Members:
+    # the complete types of a struct's members: offsets and lengths in contents
+    Py_ssize_t n
+    Py_ssize_t off[255]
+    Py_ssize_t len[255]
+
+
+cdef int _members(const char *contents, _Members *mb) except -1:
     cdef Py_ssize_t i = 0, kn
-    cdef bint end = False
+    mb.n = 0
     while contents[i] != 0:
         kn = _type_len(contents + i, 0)
-        items.append(_read_elem(m, contents + i, kn, flags, &end))
-        if end:
-            raise _short_message()
+        mb.off[mb.n] = i
+        mb.len[mb.n] = kn
+        mb.n += 1
         i += kn
-    return tuple(items)
+    return 0
+
+
+cdef tuple _read_members(sd_bus_message *m, const char *contents, _Members *mb, int flags):
+    # inside a struct: one value per member, straight into the tuple
+    cdef tuple out = PyTuple_New(mb.n)
+    cdef Py_ssize_t k
+    cdef bint end = False
+    cdef _Basic v
+    cdef char t
+    cdef object x
+    for k in range(mb.n):
+        t = contents[mb.off[k]]
+        if mb.len[k] == 1 and t != b'v':
+            if check(sd_bus_message_read_basic(m, t, &v)) == 0:
+                raise _short_message()
+            x = _basic_value(t, &v)
+        else:
+            x = _read_elem(m, contents + mb.off[k], mb.len[k], flags, &end)
+            if end:
+                raise _short_message()
+        Py_INCREF(x)
+        PyTuple_SET_ITEM(out, k, x)
+    return out
+
+
+cdef tuple _read_struct_body(sd_bus_message *m, const char *contents, int flags):
+    cdef _Members mb
+    _members(contents, &mb)
+    return _read_members(m, contents, &mb, flags)
+
+
+cdef list _read_struct_array(sd_bus_message *m, const char *contents, int flags):
+    # inside an array of structs; contents is the struct's "(...)": its member
+    # layout is worked out once for the whole array
+    cdef char inner[256]
+    cdef _Members mb
+    cdef list items = []
+    cdef Py_ssize_t n = strlen(contents)
+    _sub(inner, contents + 1, n - 2)
+    _members(inner, &mb)
+    while check(sd_bus_message_enter_container(m, b'r', inner)) > 0:
+        items.append(_read_members(m, inner, &mb, flags))
+        check(sd_bus_message_exit_container(m))
+    return items
 
 
 cdef object _read_elem(sd_bus_message *m, const char *sig, Py_ssize_t n, int flags, bint *end):
