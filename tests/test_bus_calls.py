@@ -120,6 +120,17 @@ def test_ctrl_c_interrupts_a_long_call(bus) -> None:
     assert bus.call(*E, "Echo", "s", ("still fine",)) == ("still fine",)
 
 
+def test_ctrl_c_interrupts_a_batch(bus) -> None:
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            bus.call_many([(*E, "Sleep", "d", (2.0,))] * 8, timeout=20)
+    finally:
+        timer.cancel()
+    assert bus.call_many([(*E, "Echo", "s", ("after",))] * 3) == [("after",)] * 3
+
+
 def test_no_reply_calls_are_sent(bus) -> None:
     before = calls_seen(bus)
     assert bus.call(*E, "Echo", "s", ("fire and forget",), no_reply=True) is None
