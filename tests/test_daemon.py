@@ -26,7 +26,7 @@ from typing import Any, Optional
 
 import pytest
 
-from pystemd import daemon
+from pystemd import _daemon, daemon
 
 REPO = Path(__file__).resolve().parent.parent
 HELPERS = Path(__file__).resolve().parent / "daemon_helpers"
@@ -992,7 +992,11 @@ def test_no_fd_or_reference_leaks(receiver: Receiver, monkeypatch: pytest.Monkey
         os.fstat(closed)
     monkeypatch.setenv("LISTEN_PID", str(os.getpid()))
     monkeypatch.setenv("LISTEN_FDNAMES", "a")
-    fd_obj = r
+
+    class Fd(int):  # an fd object of its own (small ints are shared, their counts move)
+        pass
+
+    fd_obj = Fd(r)
     refs = _sys.getrefcount(fd_obj)
 
     def round_() -> None:
@@ -1001,13 +1005,17 @@ def test_no_fd_or_reference_leaks(receiver: Receiver, monkeypatch: pytest.Monkey
         for _ in range(200):
             assert daemon.notify("X_A=1")
             receiver.recv()
-            assert daemon.fd_store([r, w], "x")
+            assert daemon.fd_store([fd_obj, w], "x")
             m = receiver.recv()
             assert len(m.fds) == 2
+            assert _daemon.pid_notify_with_fds(0, False, b"FDSTORE=1", [fd_obj])  # the C path
+            assert len(receiver.recv().fds) == 1
             with pytest.raises(ValueError):
                 daemon.notify("bad")
             with pytest.raises(OSError):
-                daemon.fd_store([closed])
+                daemon.fd_store([fd_obj, closed])
+            with pytest.raises(ValueError):
+                daemon.notify("READY=1", fds=[fd_obj])
             with pytest.raises(OSError):
                 daemon.is_socket(closed)
             os.environ["LISTEN_FDS"] = "1"
