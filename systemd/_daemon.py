@@ -44,8 +44,13 @@ def _c_int(value: SupportsIndex) -> int:
 
 
 def _fs(path: Optional[_Path]) -> Optional[bytes]:
-    # python-systemd's Unicode_FSConverter: None stays NULL
-    return None if path is None else os.fsencode(path)
+    # python-systemd's Unicode_FSConverter: None stays NULL, a NUL byte is refused
+    if path is None:
+        return None
+    raw = os.fsencode(path)
+    if b"\0" in raw:
+        raise ValueError("embedded null byte")
+    return raw
 
 
 def booted() -> bool:
