@@ -1992,12 +1992,17 @@ cdef class Bus:
         cdef uint64_t total = usec, first, cookie = 0, start = _now_us()
         cdef long long hold = self.gil_hold_us
         cdef int r
+        cdef list pending
         if sd_bus_get_current_message(self.bus) != NULL:
             # Called from inside sd-bus's dispatch (a C callback of another
             # module ran Python code inline): sd_bus_process() may not recurse,
             # so use sd-bus's own synchronous call, which only reads.
-            with nogil:
-                r = sd_bus_call(self.bus, m, usec, &err, &reply)
+            pending = _busy_enter(self.bus)
+            try:
+                with nogil:
+                    r = sd_bus_call(self.bus, m, usec, &err, &reply)
+            finally:
+                _busy_exit(self.bus, pending)
             if r < 0:
                 try:
                     exc = bus_error_from(&err, r)
