@@ -940,21 +940,22 @@ def test_blocked_send_releases_the_gil_and_honours_signals(receiver: Receiver) -
         if raise_it.is_set():
             raise RuntimeError("interrupted by the handler")
 
-    def helper(drain: bool) -> None:
+    def helper(drain: int) -> None:
         # runs Python while the main thread is blocked in sendmsg(): the GIL is free
         _wait_for(lambda: _blocked_in_sendmsg(main_tid), "the send to block")
         signal.pthread_kill(main_ident, signal.SIGUSR1)
         if drain:
             _wait_for(lambda: bool(seen), "the handler to run")
             _wait_for(lambda: _blocked_in_sendmsg(main_tid), "the send to block again")
-            receiver.pending()
+            for _ in range(drain):  # exactly the filler: what the main thread sends comes after
+                assert receiver.recv().data == b"X_FILL=1"
 
     old = signal.signal(signal.SIGUSR1, handler)
     try:
         # 1. a handler that returns: the send is retried and completes once there is room
         queued = _fill(receiver)
         assert queued > 0
-        t = threading.Thread(target=helper, args=(True,))
+        t = threading.Thread(target=helper, args=(queued,))
         t.start()
         assert daemon.notify("X_AFTER=1") is True
         t.join(WAIT)
@@ -964,7 +965,7 @@ def test_blocked_send_releases_the_gil_and_honours_signals(receiver: Receiver) -
         # 2. a handler that raises: the exception comes out of notify()
         raise_it.set()
         _fill(receiver)
-        t = threading.Thread(target=helper, args=(False,))
+        t = threading.Thread(target=helper, args=(0,))
         t.start()
         with pytest.raises(RuntimeError, match="interrupted by the handler"):
             daemon.notify("X_NEVER=1")
