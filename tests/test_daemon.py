@@ -463,7 +463,9 @@ def test_relative_notify_socket(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def watchdog_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WATCHDOG_USEC", "100000")
+    # 0.4 s: pings every 0.2 s. (The receiver's queue holds 10 datagrams; a test
+    # thread starved for 2 s would let it fill, and a ping then blocks.)
+    monkeypatch.setenv("WATCHDOG_USEC", "400000")
     monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
 
 
@@ -498,7 +500,7 @@ def _wait_for(cond: Any, what: str) -> None:
 
 def test_watchdog_thread_pings_and_stops_cleanly(receiver: Receiver, watchdog_env: None) -> None:
     wd = daemon.Watchdog()
-    assert wd.enabled and wd.interval == 0.1 and wd.period == 0.05
+    assert wd.enabled and wd.interval == 0.4 and wd.period == 0.2
     with wd:
         assert wd.running
         for _ in range(3):
