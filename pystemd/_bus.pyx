@@ -29,7 +29,7 @@ from cpython.pythread cimport (
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, UINT64_MAX, INT64_MIN, INT64_MAX
 from libc.stdlib cimport free
-from libc.string cimport memchr, memcpy, memset, strlen, strcmp
+from libc.string cimport memchr, memcmp, memcpy, memset, strlen, strcmp
 from posix.unistd cimport close as c_close
 from posix.fcntl cimport fcntl, F_DUPFD_CLOEXEC
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
@@ -758,6 +758,38 @@ cdef inline str _str(const char *s):
     return PyUnicode_DecodeUTF8(s, strlen(s), NULL)
 
 
+# Dict keys (property names, environment names...) repeat from reply to reply:
+# short ones are kept in a small direct-mapped cache, so reading one costs a
+# hash and a compare instead of a decode and an allocation, and the str's own
+# hash is already computed when it goes into the dict.
+cdef enum:
+    _KEYS = 1024
+    _KEY_MAX = 64
+cdef object _key_cache = [None] * _KEYS
+
+
+cdef object _key_str(const char *s):
+    cdef uint32_t h = 2166136261u
+    cdef Py_ssize_t n = 0
+    cdef const char *cached
+    cdef Py_ssize_t size
+    while s[n] != 0:
+        h = (h ^ <unsigned char>s[n]) * 16777619u
+        n += 1
+        if n > _KEY_MAX:
+            return _str(s)
+    h &= _KEYS - 1
+    entry = (<list>_key_cache)[h]
+    if entry is not None:
+        cached = PyUnicode_AsUTF8AndSize(entry, &size)
+        if size == n and memcmp(cached, s, n) == 0:
+            return entry
+    value = PyUnicode_DecodeUTF8(s, n, NULL)
+    hash(value)
+    (<list>_key_cache)[h] = value
+    return value
+
+
 cdef object _basic_value(char t, _Basic *v):
     cdef int fd
     if t == b's' or t == b'o' or t == b'g':
@@ -861,7 +893,7 @@ cdef dict _read_dict_body(sd_bus_message *m, const char *contents, Py_ssize_t cn
     while check(sd_bus_message_enter_container(m, b'e', entry)) > 0:
         if check(sd_bus_message_read_basic(m, kt, &kv)) == 0:
             raise _short_message()
-        k = _basic_value(kt, &kv)
+        k = _key_str(kv.s) if kt == b's' else _basic_value(kt, &kv)
         v = _read_elem(m, entry + 1, en - 1, flags, &e2)
         if e2:
             raise _short_message()
@@ -1073,7 +1105,7 @@ cdef dict _read_getall_reply(sd_bus_message *reply, object names, int flags):
     while check(sd_bus_message_enter_container(reply, b'e', b"sv")) > 0:
         if check(sd_bus_message_read_basic(reply, b's', &k)) == 0:
             raise _short_message()
-        key = _str(k)
+        key = _key_str(k)
         if names is not None and key not in names:
             check(sd_bus_message_skip(reply, b"v"))
         else:
