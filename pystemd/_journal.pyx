@@ -80,6 +80,8 @@ cdef extern from "Python.h":
     bint PyLong_CheckExact(object o)
     bint PyUnicode_CheckExact(object o)
     object PyObject_CallOneArg(object f, object arg)
+    PyObject *PyDict_SetDefault(object d, object key, object default) except? NULL
+    Py_ssize_t PyDict_GET_SIZE(object d)
 
 cdef extern from "poll.h" nogil:
     struct pollfd:
@@ -526,16 +528,15 @@ cdef enum:
     VC_SIZE = 1024        # value cache slots
     VC_MAXLEN = 120       # longest KEY=value item cached
 
-cdef struct VSlot:           # 32 bytes: the lookups stay in cache; the bytes are apart
+cdef struct VSlot:           # 40 bytes: the lookups stay in cache; the bytes are apart
     uint32_t gen
     uint32_t len
     PyObject *key
     PyObject *value
     Py_ssize_t keyslot
+    uint32_t hits
 
 cdef struct KeyStat:        # per reader, per key slot
-    uint32_t seen          # entry stamp: key already in this entry
-    uint32_t listed        # entry stamp: value is our list
     uint32_t misses
     uint32_t hits
     uint8_t nocache
@@ -612,7 +613,6 @@ cdef class _Reader:
     cdef char *vbuf                     # VC_SIZE * VC_MAXLEN: the cached items' bytes
     cdef uint32_t vc_gen
     cdef KeyStat *ks
-    cdef uint32_t stamp
 
     def __cinit__(self, *args, **kwargs):
         self.j = NULL
@@ -630,7 +630,6 @@ cdef class _Reader:
         self._fields = None
         self._plan = {}
         self.vc_gen = 1
-        self.stamp = 0
 
     def __init__(self, int flags=SD_JOURNAL_LOCAL_ONLY, path=None, files=None, namespace=None):
         self._open(flags, path, files, namespace)
@@ -1800,44 +1799,59 @@ cdef class _Reader:
             return raw
         return _call_conv(f, raw)
 
+    cdef void _cache(self, VSlot *vs, char *vb, Py_ssize_t ks, object key, object value,
+                     const char *p, Py_ssize_t n, uint32_t gen) noexcept:
+        """Remember a converted item, unless its field's values hardly ever repeat."""
+        cdef KeyStat *st = &self.ks[ks]
+        if vs.key != NULL and vs.keyslot >= 0:
+            self.ks[vs.keyslot].hits += vs.hits   # the evicted item's hits count for its field
+        st.misses += 1
+        if st.nocache or not _cacheable(value):
+            return
+        if st.misses > 64 and st.hits < st.misses // 8:
+            st.nocache = 1
+            return
+        Py_XDECREF(vs.key)
+        Py_XDECREF(vs.value)
+        Py_INCREF(key)
+        Py_INCREF(value)
+        vs.key = <PyObject *>key
+        vs.value = <PyObject *>value
+        vs.keyslot = ks
+        vs.len = <uint32_t>n
+        vs.gen = gen
+        vs.hits = 0
+        memcpy(vb, p, n)
+
     cdef object _build(self, EntryRec *e):
         cdef object d = _PyDict_NewPresized(<Py_ssize_t>e.n_items + 3)
         cdef size_t i
         cdef Item *it
         cdef const char *p
         cdef const char *eq
-        cdef Py_ssize_t n, klen, ks, k
+        cdef Py_ssize_t n, klen, ks, used
         cdef size_t h
         cdef VSlot *vs
         cdef char *vb
         cdef KeyStat *st
-        cdef object key, value, old
-        cdef set listed = None
-        cdef uint32_t stamp
+        cdef PyObject *there
+        cdef object key, value
+        cdef list made = None            # the lists this entry made (repeated fields)
         cdef uint32_t gen = (self.vc_gen << 1) | (1 if self._raw else 0)
         self._ensure_vc()
-        self.stamp += 1
-        if self.stamp == 0:
-            for k in range(KT_SIZE):
-                self.ks[k].seen = 0
-                self.ks[k].listed = 0
-            self.stamp = 1
-        stamp = self.stamp
         self._building = True
         try:
             for i in range(e.n_items):
                 it = &self.items[e.first_item + i]
                 p = self.arena + it.off
                 n = <Py_ssize_t>it.len
-                h = ((<size_t>it.src) >> 3) * 0x9E3779B97F4A7C15ULL >> 54
-                vs = &self.vc[h & (VC_SIZE - 1)]
-                vb = self.vbuf + (h & (VC_SIZE - 1)) * VC_MAXLEN
+                h = (((<size_t>it.src) >> 3) * 0x9E3779B97F4A7C15ULL >> 54) & (VC_SIZE - 1)
+                vs = &self.vc[h]
+                vb = self.vbuf + h * VC_MAXLEN
                 if vs.gen == gen and vs.len == <uint32_t>n and memcmp(vb, p, n) == 0:
                     key = <object>vs.key
                     value = <object>vs.value
-                    ks = vs.keyslot
-                    if ks >= 0:
-                        self.ks[ks].hits += 1
+                    vs.hits += 1
                 else:
                     eq = <const char *>memchr(p, c'=', n)
                     if eq == NULL:
@@ -1850,47 +1864,23 @@ cdef class _Reader:
                         key = PyUnicode_DecodeUTF8(p, klen, NULL)
                     value = self._conv_data(ks, key, eq + 1, n - klen - 1)
                     if ks >= 0 and n <= VC_MAXLEN:
-                        st = &self.ks[ks]
-                        st.misses += 1
-                        if not st.nocache and _cacheable(value):
-                            if st.misses > 64 and st.hits < st.misses // 8:
-                                st.nocache = 1
-                            else:
-                                Py_XDECREF(vs.key)
-                                Py_XDECREF(vs.value)
-                                Py_INCREF(key)
-                                Py_INCREF(value)
-                                vs.key = <PyObject *>key
-                                vs.value = <PyObject *>value
-                                vs.keyslot = ks
-                                vs.len = <uint32_t>n
-                                vs.gen = gen
-                                memcpy(vb, p, n)
-                # repeated fields become lists, in order
-                if ks >= 0:
-                    st = &self.ks[ks]
-                    if st.seen != stamp:
-                        st.seen = stamp
-                        PyDict_SetItem(d, key, value)
-                        continue
-                    if st.listed == stamp:
-                        PyList_Append(<object>PyDict_GetItem(d, key), value)
-                    else:
-                        st.listed = stamp
-                        old = <object>PyDict_GetItem(d, key)
-                        PyDict_SetItem(d, key, [old, value])
+                        self._cache(vs, vb, ks, key, value, p, n, gen)
+                # one dict operation: insert, or find what a repeated field has
+                used = PyDict_GET_SIZE(d)
+                there = PyDict_SetDefault(d, key, value)
+                if there == NULL:
+                    raise MemoryError()
+                if PyDict_GET_SIZE(d) != used:
+                    continue
+                # a repeated field: its values become a list, in order
+                if made is not None and any(x is <object>there for x in made):
+                    PyList_Append(<object>there, value)
                 else:
-                    if PyDict_GetItem(d, key) == NULL:
-                        PyDict_SetItem(d, key, value)
-                        continue
-                    if listed is None:
-                        listed = set()
-                    if key in listed:
-                        PyList_Append(<object>PyDict_GetItem(d, key), value)
-                    else:
-                        listed.add(key)
-                        old = <object>PyDict_GetItem(d, key)
-                        PyDict_SetItem(d, key, [old, value])
+                    lst = [<object>there, value]
+                    if made is None:
+                        made = []
+                    made.append(lst)
+                    PyDict_SetItem(d, key, lst)
             if self._meta & M_REALTIME:
                 raw = PyLong_FromUnsignedLongLong(e.realtime)
                 value = self._conv_meta(KS_REALTIME, KEY_REALTIME, raw, K_REALTIME)
