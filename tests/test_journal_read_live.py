@@ -290,3 +290,30 @@ def test_namespace_open_inside_the_sandbox(sb: Sandbox) -> None:
     assert got == ["in the namespace"]
     assert default == []  # not in the default namespace
     assert every == ["in the namespace"]
+
+
+def test_this_boot_and_opening_by_flags(sb: Sandbox) -> None:
+    # nspawn gives the container a boot id of its own
+    boot = uuid.UUID(sb.run(["cat", "/proc/sys/kernel/random/boot_id"]).stdout.strip())
+    with Reader(path=sb.journal_dir, fields=["_BOOT_ID"]) as r:
+        r.this_boot(boot)
+        got = r.read_batch(50)
+    assert got and {e["_BOOT_ID"] for e in got} == {boot}
+    with Reader(path=sb.journal_dir, fields=["_BOOT_ID"]) as r:
+        r.this_boot(uuid.UUID(int=1))
+        assert r.read_batch(50) == []
+    # inside the sandbox, by flags (this_boot()/this_machine() default to the container's ids)
+    code = (
+        "from pystemd.journal import Reader, RUNTIME_ONLY, LOCAL_ONLY, SYSTEM\n"
+        "counts = []\n"
+        "for flags in (LOCAL_ONLY, RUNTIME_ONLY, SYSTEM, None):\n"
+        "    kw = {} if flags is None else {'flags': flags}\n"
+        "    with Reader(**kw, fields=['MESSAGE']) as r:\n"
+        "        r.this_boot(); r.this_machine()\n"
+        "        counts.append(len(r.read_batch(100000)))\n"
+        "print(counts)\n"
+    )
+    out = sb.run([sys.executable, "-c", code], check=False)
+    assert out.returncode == 0, out.stderr
+    counts = eval(out.stdout.strip())
+    assert all(c > 0 for c in counts) and counts[0] == counts[3]
