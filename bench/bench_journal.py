@@ -557,7 +557,7 @@ def bench_latency(s: Settings, report: C.Report) -> None:
                 kwargs={"timeout": 600},
             )
             if mode.startswith("follow("):
-                poll = None if "inotify" in mode else 0.005
+                poll = None if "inotify" in mode else 0.003
 
                 def tail(
                     r: Reader = r, lat: list[float] = lat, poll: Optional[float] = poll

@@ -616,7 +616,7 @@ class Reader(_Reader):
         return False
 
     def follow(
-        self, idle_timeout: Optional[float] = None, *, poll_interval: Optional[float] = 0.005
+        self, idle_timeout: Optional[float] = None, *, poll_interval: Optional[float] = 0.003
     ) -> Iterator[Entry]:
         """Yield entries from the current position on, waiting for new ones.
 
@@ -628,7 +628,7 @@ class Reader(_Reader):
 
         Latency: journald tells readers (inotify) of new entries at most every
         250 ms. While entries are flowing, this also looks for new ones every
-        ``poll_interval`` seconds (default 5 ms), backing off to 250 ms once
+        ``poll_interval`` seconds (default 3 ms), backing off to 250 ms once
         nothing has come for a second, so a busy journal is tailed within a
         few ms and an idle one costs four wake-ups a second.
         ``poll_interval=None``: inotify only.
@@ -658,7 +658,7 @@ class Reader(_Reader):
                 return
 
     async def follow_async(
-        self, idle_timeout: Optional[float] = None, *, poll_interval: Optional[float] = 0.005
+        self, idle_timeout: Optional[float] = None, *, poll_interval: Optional[float] = 0.003
     ) -> AsyncIterator[Entry]:
         """:meth:`follow` for asyncio: ``async for entry in reader.follow_async(): ...``.
 
