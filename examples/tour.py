@@ -11,7 +11,6 @@ a transient unit started and waited for, and that unit's journal lines.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from contextlib import ExitStack
@@ -135,27 +134,18 @@ def main(argv: list[str]) -> int:
         bus.call(S1, S1_PATH, MANAGER, "StopUnit", "ss", [unit, "replace"])
 
         print("\n== Its journal lines")
-        cmd = [
-            "journalctl",
-            "--no-pager",
-            "-o",
-            "short-precise",
-            f"_SYSTEMD_UNIT={unit}",
-            "+",
-            f"UNIT={unit}",
-        ]
-        if journal_dir:
-            cmd[1:1] = ["--directory", journal_dir]
-        lines: list[str] = []
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            lines = subprocess.run(cmd, capture_output=True, text=True).stdout.splitlines()
-            if any("done" in line for line in lines):
-                break
-            time.sleep(0.05)
-        for line in lines:
-            if not line.startswith("--"):
-                print("  " + line)
+        from pystemd.journal import Reader
+
+        with Reader(path=journal_dir) if journal_dir else Reader() as r:
+            r.add_match(_SYSTEMD_UNIT=unit)  # what the unit wrote
+            r.add_disjunction()
+            r.add_match(UNIT=unit)  # what systemd wrote about it
+            for e in r.follow(idle_timeout=10):  # from the first entry, until "done"
+                when = e["__REALTIME_TIMESTAMP"].strftime("%b %d %H:%M:%S.%f")
+                ident = e.get("SYSLOG_IDENTIFIER") or e.get("_COMM", "?")
+                print(f"  {when} {ident}[{e.get('_PID', '-')}]: {e.get('MESSAGE')}")
+                if e.get("MESSAGE") == "done":
+                    break
     return 0
 
 
