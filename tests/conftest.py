@@ -12,22 +12,37 @@ pytest_plugins = ["pystemd.testing.pytest_plugin"]
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _leftovers() -> list[str]:
+def _traces() -> set[str]:
+    """Every sandbox/dbus-daemon trace on the machine: cgroups, state dirs, nspawn processes."""
     from pystemd.testing import BASE_DIR, _cgroup_roots
 
-    left = []
+    left = set()
     for root in _cgroup_roots():
-        left += [str(p) for p in root.glob("pystemd-*")]
+        left |= {f"cgroup {p}" for p in root.glob("pystemd-*")}
     if BASE_DIR.exists():
-        left += [str(p) for p in BASE_DIR.iterdir()]
+        left |= {f"directory {p}" for p in BASE_DIR.iterdir()}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
         except OSError:
             continue
         if b"systemd-nspawn" in cmd and b"--machine=pystemd-" in cmd:
-            left.append(f"process {pid}: {cmd.decode(errors='replace')[:120]}")
+            name = cmd.split(b"--machine=", 1)[1].split(b" ", 1)[0].decode()
+            left.add(f"nspawn process of {name}")
     return left
+
+
+# Traces that existed before this run (another run's live sandboxes) are not ours.
+_BEFORE: set[str] = set()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if os.geteuid() == 0:
+        _BEFORE.update(_traces())
+
+
+def _leftovers() -> list[str]:
+    return sorted(_traces() - _BEFORE)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
