@@ -13,7 +13,8 @@ arguments, same exceptions) and adds the pieces the façade
   converter is one of the defaults, repeated ``KEY=value`` items served from a
   per-reader cache, boot ids turned into ``uuid.UUID`` once.
 * ``_configure(raw, fields, meta)``: raw mode (no conversion) and field
-  projection (only the named fields are read, with ``sd_journal_get_data``).
+  projection (only the named fields are read: one with
+  ``sd_journal_get_data``, several in one pass over the entry's items).
 
 Threading: one sd_journal may be used by one thread at a time, so every
 method takes the reader's (re-entrant) lock; a thread that has to wait for it
