@@ -48,7 +48,10 @@ def _machine_id() -> str: ...
 
 _Path = Union[str, bytes, Any]
 
+DEFAULT_GIL_HOLD_US: int
+
 class _Reader:
+    gil_hold_us: int
     _what: Any
     _at_end: bool
     _after_tail: bool

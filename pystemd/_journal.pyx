@@ -93,6 +93,13 @@ cdef extern from "poll.h" nogil:
         POLLIN
     int ppoll(pollfd *fds, unsigned long nfds, const timespec *tmo_p, const void *sigmask)
 
+cdef extern from "sys/resource.h" nogil:
+    cdef struct rusage:
+        long ru_majflt
+    enum:
+        RUSAGE_THREAD
+    int getrusage(int who, rusage *usage)
+
 cdef extern from "sys/eventfd.h" nogil:
     int eventfd(unsigned int initval, int flags)
     enum:
@@ -130,6 +137,10 @@ META_REALTIME = M_REALTIME
 META_MONOTONIC = M_MONOTONIC
 META_CURSOR = M_CURSOR
 META_ALL = M_ALL
+
+
+# A read keeps the GIL while the journal's pages are in memory (see _Reader._pace)
+DEFAULT_GIL_HOLD_US = 50
 
 
 def _libsystemd_version():
@@ -550,6 +561,16 @@ cdef inline uint64_t _now_us() noexcept nogil:
     return <uint64_t>ts.tv_sec * 1000000 + <uint64_t>ts.tv_nsec // 1000
 
 
+cdef inline int _step(sd_journal *j, long long skip) noexcept nogil:
+    if skip == 1:
+        return sd_journal_next(j)
+    if skip == -1:
+        return sd_journal_previous(j)
+    if skip > 1:
+        return sd_journal_next_skip(j, <uint64_t>skip)
+    return sd_journal_previous_skip(j, <uint64_t>(-skip))
+
+
 cdef bint _valid_field(str f):
     if not f or len(f) > 64 or f[0].isdigit():
         return False
@@ -589,6 +610,9 @@ cdef class _Reader:
     cdef int _pending                   # a negative errno to raise before moving again
     cdef readonly bint _at_end          # the last move found no entry
     cdef readonly bint _after_tail      # seek_tail() and no move since
+    cdef public unsigned int gil_hold_us  # reads keep the GIL while quicker than this per entry
+    cdef int _cold                      # chunks left to read with the GIL released
+    cdef long _majflt                   # the thread's major faults at the last slow read
     cdef public bint _faithful          # the façade uses the overridable Python path
     # arena
     cdef char *arena
@@ -631,6 +655,8 @@ cdef class _Reader:
         self._fields = None
         self._plan = {}
         self.vc_gen = 1
+        self.gil_hold_us = DEFAULT_GIL_HOLD_US
+        self._cold = 2
 
     def __init__(self, int flags=SD_JOURNAL_LOCAL_ONLY, path=None, files=None, namespace=None):
         self._open(flags, path, files, namespace)
@@ -958,17 +984,19 @@ cdef class _Reader:
     cdef int _move(self, long long skip) except -1:
         """Move by skip (lock held). Returns 1 if on an entry, 0 at the end."""
         cdef int r
+        cdef uint64_t t0
         if skip == 0:
             raise ValueError("skip must be nonzero")
-        with nogil:
-            if skip == 1:
-                r = sd_journal_next(self.j)
-            elif skip == -1:
-                r = sd_journal_previous(self.j)
-            elif skip > 1:
-                r = sd_journal_next_skip(self.j, <uint64_t>skip)
-            else:
-                r = sd_journal_previous_skip(self.j, <uint64_t>(-skip))
+        if self._cold > 0 or self.gil_hold_us == 0 or skip > 1 or skip < -1:
+            with nogil:
+                t0 = _now_us()
+                r = _step(self.j, skip)
+                t0 = _now_us() - t0
+        else:
+            t0 = _now_us()
+            r = _step(self.j, skip)
+            t0 = _now_us() - t0
+        self._pace(t0, 1)
         check_ctx(r, "moving in " + self._what)
         self._at_end = r == 0
         self._after_tail = False
@@ -1213,6 +1241,7 @@ cdef class _Reader:
             with nogil:
                 r = sd_journal_seek_head(self.j)
             self._pending = 0
+            self._cold = 2
             self._after_tail = False
             check_ctx(r, "sd_journal_seek_head")
         finally:
@@ -1225,6 +1254,7 @@ cdef class _Reader:
             with nogil:
                 r = sd_journal_seek_tail(self.j)
             self._pending = 0
+            self._cold = 2
             check_ctx(r, "sd_journal_seek_tail")
             self._after_tail = True
         finally:
@@ -1238,6 +1268,7 @@ cdef class _Reader:
             with nogil:
                 r = sd_journal_seek_realtime_usec(self.j, usec)
             self._pending = 0
+            self._cold = 2
             self._after_tail = False
             check_ctx(r, "sd_journal_seek_realtime_usec")
         finally:
@@ -1258,6 +1289,7 @@ cdef class _Reader:
             with nogil:
                 r = sd_journal_seek_monotonic_usec(self.j, boot, usec)
             self._pending = 0
+            self._cold = 2
             self._after_tail = False
             check_ctx(r, "sd_journal_seek_monotonic_usec")
         finally:
@@ -1275,6 +1307,7 @@ cdef class _Reader:
             with nogil:
                 r = sd_journal_seek_cursor(self.j, c)
             self._pending = 0
+            self._cold = 2
             self._after_tail = False
         finally:
             self._release()
@@ -1550,10 +1583,19 @@ cdef class _Reader:
         if not self._raw and not _setup_done:
             raise RuntimeError("pystemd.journal must be imported before converting entries")
         cdef Py_ssize_t total = 0, chunk
+        cdef uint64_t t0, dt
         while True:
             chunk = min(maxn - total, 32)
-            with nogil:
+            if self._cold > 0 or self.gil_hold_us == 0:
+                with nogil:
+                    t0 = _now_us()
+                    r = self._fill(skip, chunk, &got, &end)
+                    dt = _now_us() - t0
+            else:
+                t0 = _now_us()
                 r = self._fill(skip, chunk, &got, &end)
+                dt = _now_us() - t0
+            self._pace(dt, got)
             if skip != 0:
                 self._after_tail = False
             self._at_end = end
@@ -1573,6 +1615,31 @@ cdef class _Reader:
             if r < 0 or end or total >= maxn:
                 return None
             skip = 1 if skip > 0 else -1
+
+    cdef inline void _pace(self, uint64_t dt, Py_ssize_t got) noexcept:
+        """Decide whether the next read keeps the GIL.
+
+        Releasing the GIL costs little alone, but next to a busy thread every
+        release may wait out the interpreter's switch interval (5 ms) to get it
+        back: per entry, that is a few hundred entries a second. So reads keep
+        the GIL while the journal's pages are in memory, and release it for
+        the next 16 chunks when a read was slow (over ``gil_hold_us`` per
+        entry) because the thread waited for the disk (its count of major page
+        faults went up), and for the first chunks after opening and after
+        every seek (which lands anywhere). A read slowed down only by the
+        scheduler keeps the GIL. Between entries the interpreter's own
+        switching keeps other threads going. ``gil_hold_us = 0``: always
+        release.
+        """
+        cdef rusage ru
+        if dt > <uint64_t>self.gil_hold_us * <uint64_t>(got if got > 0 else 1):
+            # slow: waiting on the disk (major page faults), or only preempted?
+            if getrusage(RUSAGE_THREAD, &ru) == 0 and ru.ru_majflt != self._majflt:
+                self._majflt = ru.ru_majflt
+                self._cold = 16
+                return
+        if self._cold > 0:
+            self._cold -= 1
 
     # -- filling (no GIL) -----------------------------------------------------------
 
