@@ -166,7 +166,20 @@ def setup(cfg):
                 r.seek_head()
                 continue
             i += 1
-    return {"dicts": dicts}
+    return {"dicts": dicts, "dicts-busy": helpers_busy(dicts)}
+
+
+def helpers_busy(fn):
+    # the same reads next to a CPU-bound Python thread (bench/peers/_helpers.py)
+    import time
+
+    def run(n):
+        with helpers.BusyThread() as b:
+            c0, t0 = b.count(), time.perf_counter()
+            fn(n)
+            wall = time.perf_counter() - t0
+            return {"wall": wall, "busy_it_s": (b.count() - c0) / wall}
+    return run
 """
 
 CYSYSTEMD_SNIPPET = """
@@ -231,7 +244,12 @@ def setup(cfg):
         return run
 
     proj = ["MESSAGE", "_PID", "__REALTIME_TIMESTAMP"]
+    always = pj.Reader(path=d)
+    always.gil_hold_us = 0
     return {
+        "dicts-busy": helpers_busy(loop(pj.Reader(path=d))),
+        "dicts-busy-release": helpers_busy(loop(always)),
+        "dicts-batch-busy": helpers_busy(batches(pj.Reader(path=d), 256)),
         "dropin": loop(dj.Reader(path=d)),
         "dicts": loop(pj.Reader(path=d)),
         "dicts-batch": batches(pj.Reader(path=d), 256),
@@ -246,6 +264,19 @@ def setup(cfg):
 def teardown():
     for r in _readers:
         r.close()
+
+
+def helpers_busy(fn):
+    # the same reads next to a CPU-bound Python thread (bench/peers/_helpers.py)
+    import time
+
+    def run(n):
+        with helpers.BusyThread() as b:
+            c0, t0 = b.count(), time.perf_counter()
+            fn(n)
+            wall = time.perf_counter() - t0
+            return {"wall": wall, "busy_it_s": (b.count() - c0) / wall}
+    return run
 """
 
 
@@ -321,9 +352,9 @@ def ensure_cysystemd(log: Callable[[str], None]) -> Optional[Path]:
 # read
 
 
-def throughput_col(header: str = "entries/s") -> C.Column:
+def throughput_col(header: str = "entries/s", stat: str = "min") -> C.Column:
     def cell(r: C.Result, t: C.Table) -> str:
-        us = r.min_us()
+        us = r.min_us() if stat == "min" else r.median_us()
         return "-" if not us else C.fmt_num(1e6 / us)
 
     return C.Column(header, cell)
@@ -483,6 +514,31 @@ def bench_read(s: Settings, report: C.Report, work: Path) -> None:
             cols,
             targets=[faster_than(FLOOR, 0.8, "≥ 0.8× C floor")],
             note="raw: every field, no pseudo-fields; projected: MESSAGE, _PID, __REALTIME_TIMESTAMP / MESSAGE",
+        ))  # fmt: skip
+        # fixed counts: long enough for the threads to take turns (5 ms slices)
+        busy = [
+            e("python-systemd 235 dicts", "python-systemd", "dicts-busy", n=2000),
+            e("pystemd dicts", "pystemd", "dicts-busy", subject=True, n=20000),
+            e(
+                "pystemd dicts, read_batch(256)",
+                "pystemd",
+                "dicts-batch-busy",
+                subject=True,
+                n=20000,
+            ),
+            e(
+                "pystemd dicts, gil_hold_us=0 (release per entry)",
+                "pystemd",
+                "dicts-busy-release",
+                n=200,
+            ),
+        ]
+        res = C.measure(busy, rounds=max(3, s.rounds // 3), max_n=s.entries, log=log)
+        report.add(C.Table(
+            "Reading next to a CPU-bound Python thread (both share the GIL)",
+            res,
+            [throughput_col("entries/s (median)", "median"), C.col_metric("busy_it_s", "busy thread it/s")],
+            note="a release of the GIL next to a busy thread may wait out the 5 ms switch interval to get it back",
         ))  # fmt: skip
     finally:
         for r in runners.values():

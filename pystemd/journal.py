@@ -20,11 +20,13 @@ plus what its users asked for:
 * ``fields=[...]``: projection, only those fields are read (with
   ``sd_journal_get_data``; the pseudo-fields ``__CURSOR``,
   ``__REALTIME_TIMESTAMP`` and ``__MONOTONIC_TIMESTAMP`` may be named too);
-* :meth:`Reader.read_batch` reads many entries per call (one GIL release);
+* :meth:`Reader.read_batch` reads many entries per call;
 * :meth:`Reader.follow` and ``async for entry in reader.follow_async()``
   tail the journal; :meth:`Reader.seek_last` and
   :meth:`Reader.seek_after_cursor` position a reader to start tailing
   (from now, from the last *n* entries, or after a saved cursor);
+* reads release the GIL when they may wait for the disk and keep it while the
+  journal is in memory (``gil_hold_us``; docs/journal.md says why);
 * every call locks the reader, so threads may share one (they wait for each
   other); ``close()`` from another thread ends a :meth:`follow`.
 
@@ -559,9 +561,9 @@ class Reader(_Reader):
     def read_batch(self, n: int = 1000) -> list[Entry]:
         """Up to ``n`` entries from the current position (``[]`` at the end).
 
-        One call reads them all with the GIL released once: the fastest way
-        through a journal, and the fair one next to busy threads. The reader
-        is left on the last entry returned.
+        One call, one lock, 32 entries per pass through libsystemd: the
+        fastest way through a journal. The reader is left on the last entry
+        returned.
         """
         if self._faithful:
             out = []
