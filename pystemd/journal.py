@@ -17,9 +17,10 @@ plus what its users asked for:
 * ``raw=True``: no conversion, values are the bytes in the journal
   (``__REALTIME_TIMESTAMP`` an int of µs, ``__MONOTONIC_TIMESTAMP`` a
   ``Monotonic(µs, 16-byte boot id)``, ``__CURSOR`` a str);
-* ``fields=[...]``: projection, only those fields are read (with
-  ``sd_journal_get_data``; the pseudo-fields ``__CURSOR``,
-  ``__REALTIME_TIMESTAMP`` and ``__MONOTONIC_TIMESTAMP`` may be named too);
+* ``fields=[...]``: projection, only those fields are read (one with
+  ``sd_journal_get_data``, several in one pass over the entry; ``"*"`` for
+  every field, and the pseudo-fields ``__CURSOR``, ``__REALTIME_TIMESTAMP``
+  and ``__MONOTONIC_TIMESTAMP`` may be named too);
 * :meth:`Reader.read_batch` reads many entries per call;
 * :meth:`Reader.follow` and ``async for entry in reader.follow_async()``
   tail the journal; :meth:`Reader.seek_last` and

@@ -775,6 +775,39 @@ def test_wait_releases_the_gil_and_close_wakes_it(journals: Journals) -> None:
     assert isinstance(result[0], ClosedJournalError)
 
 
+def test_gil_policy_reads_the_same_and_shares_the_cpu(journals: Journals) -> None:
+    with Reader(path=journals.realistic_dir) as r:
+        hold = read_all(r)
+    with Reader(path=journals.realistic_dir) as r:
+        assert r.gil_hold_us == journal._journal.DEFAULT_GIL_HOLD_US
+        r.gil_hold_us = 0  # release the GIL for every read
+        assert read_all(r) == hold
+        with pytest.raises(OverflowError):
+            r.gil_hold_us = -1
+    # next to a CPU-bound thread both make progress: the reads neither starve
+    # it (holding the GIL) nor crawl (handing the GIL over on every entry)
+    stop = threading.Event()
+    spins = [0]
+
+    def spin() -> None:
+        while not stop.is_set():
+            spins[0] += 1
+
+    t = threading.Thread(target=spin)
+    t.start()
+    try:
+        with Reader(path=journals.realistic_dir) as r:
+            for _ in range(3):
+                r.seek_head()
+                assert len(read_all(r)) == journals.realistic_n
+                r.seek_head()
+                assert sum(len(b) for b in r.iter_batches(256)) == journals.realistic_n
+    finally:
+        stop.set()
+        t.join()
+    assert spins[0] > 0
+
+
 def test_wait_timeout_and_event_loop_primitives(journals: Journals) -> None:
     with Reader(files=[journals.tricky]) as r:
         assert r.wait(0) in (journal.NOP, journal.APPEND, journal.INVALIDATE)
