@@ -101,7 +101,12 @@ def test_many_concurrent_gets_match_blocking_ones(sandbox_bus: Bus) -> None:
         return dict(zip(keys, values)), in_flight, waiting, arms, version
 
     got, in_flight, waiting, arms, version = run(main())
-    assert got == expected
+    # Units may still change right after boot (etc-machine-id.mount goes away
+    # when machine-id-commit runs): compare what read the same before and after.
+    after = {(p, n): bus.get_property(S1, p, f"{S1}.Unit", n) for p in paths for n in props}
+    stable = {k for k in expected if expected[k] == after[k]}
+    assert len(stable) > 0.9 * len(expected)
+    assert {k: got[k] for k in stable} == {k: expected[k] for k in stable}
     assert in_flight == 64 and waiting == len(expected) - 64  # the window held
     assert isinstance(version, str) and version
     # one timer for the earliest reply deadline; later calls did not re-arm it
