@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -174,3 +175,43 @@ def test_without_nspawn_one_clear_line(tmp_path) -> None:
     assert r.stderr.strip() == (
         "pystemd.testing: systemd-nspawn not found; install it (Debian: apt-get install systemd-container)"
     )
+
+
+def test_a_too_long_base_dir_is_refused_up_front(tmp_path) -> None:
+    with pytest.raises(ValueError, match="107-byte limit of a unix socket path"):
+        Sandbox(base_dir=tmp_path / ("x" * 80))
+
+
+def test_down_all_reaps_what_dead_processes_left() -> None:
+    # A process that starts a private dbus-daemon and a sandbox, then dies
+    # without cleaning up (SIGKILL): stop_all() must find and remove both.
+    from pystemd.testing import list_sandboxes, stop_all
+
+    base = Path(f"/run/pystemd-test-reap-{os.getpid()}")  # its own: stop_all() stops all in it
+    code = (
+        "import os, signal, sys\n"
+        "from pystemd.testing import DBusDaemon, Sandbox\n"
+        f"d = DBusDaemon(base_dir={str(base)!r}).start()\n"
+        f"s = Sandbox(base_dir={str(base)!r}).start()\n"
+        "print(s.name, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    name = r.stdout.strip()
+    assert [st["name"] for st in list_sandboxes(base)] == [name]
+    assert _traces(name) != []
+    daemons = [d for d in base.glob("dbus-*")]
+    assert len(daemons) == 1
+
+    stopped = stop_all(base)
+
+    assert name in stopped and daemons[0].name in stopped
+    assert _traces(name) == []
+    assert not base.exists()
+    conf = f"--config-file={daemons[0] / 'bus.conf'}".encode()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            assert conf not in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            pass

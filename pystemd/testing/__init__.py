@@ -153,7 +153,10 @@ class Sandbox:
     then ``sb.stop()``. ``units`` maps unit file names to their text, written
     before boot. ``bind_ro``/``bind`` add host paths (same path inside);
     the running Python and this pystemd are bound read-only by default so
-    ``sb.run([sys.executable, ...])`` works inside.
+    ``sb.run([sys.executable, ...])`` works inside. ``journald_conf`` is a
+    journald.conf drop-in bound at boot: by default ``Storage=volatile`` (the
+    journal stays in ``journal_dir`` across rotations) and no rate limit;
+    ``None`` keeps journald's own defaults.
     """
 
     def __init__(
@@ -169,6 +172,7 @@ class Sandbox:
         python: bool = True,
         keep: bool = False,
         extra_args: Sequence[str] = (),
+        journald_conf: Optional[str] = "[Journal]\nStorage=volatile\nRateLimitIntervalSec=0\n",
     ) -> None:
         self.name = name or f"pystemd-{os.getpid()}-{secrets.token_hex(3)}"
         if not self.name.replace("-", "").replace("_", "").isalnum() or len(self.name) > 60:
@@ -177,11 +181,17 @@ class Sandbox:
         self.stop_timeout = stop_timeout
         self.base_dir = Path(base_dir) if base_dir is not None else BASE_DIR
         self.dir = self.base_dir / self.name
+        if len(os.fsencode(self.bus_socket)) >= 108:  # sizeof(sockaddr_un.sun_path)
+            raise ValueError(
+                f"base_dir {str(self.base_dir)!r} is too long: the sandbox's bus socket "
+                f"{str(self.bus_socket)!r} would exceed the 107-byte limit of a unix socket path"
+            )
         self.units = dict(units or {})
         self.bind_ro = list(bind_ro) + (_default_binds() if python else [])
         self.bind = list(bind)
         self.keep = keep
         self.extra_args = list(extra_args)
+        self.journald_conf = journald_conf
         self.nspawn_pid: Optional[int] = None
         self._proc: Optional[subprocess.Popen[bytes]] = None
         self._cgroups: list[Path] = []
@@ -248,6 +258,14 @@ class Sandbox:
             (self.dir / sub).mkdir()
         for unit, text in self.units.items():
             (self.unit_dir / unit).write_text(text)
+        binds_ro = list(self.bind_ro)
+        if self.journald_conf is not None:
+            # By default journald keeps its files in /run/log/journal (the
+            # host's journal_dir) even across rotation, and does not rate-limit.
+            conf = self.dir / "journald.conf.d"
+            conf.mkdir()
+            (conf / "50-pystemd-testing.conf").write_text(self.journald_conf)
+            binds_ro.append(f"{conf}:/etc/systemd/journald.conf.d")
 
         for root in _cgroup_roots():
             cg = root / self.name
@@ -262,7 +280,7 @@ class Sandbox:
             f"--bind={d}/journal:/run/log/journal",
             f"--bind={d}/units:/run/systemd/system",
             f"--bind={d}/jsock:/run/systemd/journal",
-            *[f"--bind-ro={p}" for p in self.bind_ro],
+            *[f"--bind-ro={p}" for p in binds_ro],
             *[f"--bind={p}" for p in self.bind],
             *self.extra_args,
             "-b", "systemd.firstboot=off",
@@ -593,11 +611,30 @@ def _adopt(st: Mapping[str, Any], base_dir: Optional[Path] = None) -> Sandbox:
 
 
 def stop_all(base_dir: Optional[Path] = None) -> list[str]:
-    """Stop every sandbox found under base_dir (also ones left by dead processes)."""
+    """Stop every sandbox and private dbus-daemon found under base_dir.
+
+    That includes ones left behind by processes that died without cleaning up.
+    """
+    base = base_dir or BASE_DIR
     names = []
     for st in list_sandboxes(base_dir):
         _adopt(st, base_dir).stop()
         names.append(st["name"])
+    if base.is_dir():
+        for d in sorted(base.glob("dbus-*")):
+            conf = f"--config-file={d / 'bus.conf'}"
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                if conf in _cmdline(int(pid)):
+                    try:
+                        os.kill(int(pid), signal.SIGTERM)
+                    except ProcessLookupError:
+                        pass
+            shutil.rmtree(d, ignore_errors=True)
+            names.append(d.name)
+        try:
+            base.rmdir()
+        except OSError:
+            pass
     return names
 
 
@@ -610,8 +647,13 @@ class DBusDaemon:
     """
 
     def __init__(
-        self, *, limits: Optional[Mapping[str, int]] = None, timeout: float = 10.0
+        self,
+        *,
+        limits: Optional[Mapping[str, int]] = None,
+        timeout: float = 10.0,
+        base_dir: Optional[os.PathLike[str] | str] = None,
     ) -> None:
+        self.base_dir = Path(base_dir) if base_dir is not None else None
         self.limits = dict(limits or {})
         self.timeout = timeout
         self.dir: Optional[Path] = None
@@ -624,7 +666,7 @@ class DBusDaemon:
             raise SandboxUnavailable(
                 "dbus-daemon not found; install it (Debian: apt-get install dbus-daemon)"
             )
-        base = BASE_DIR if os.geteuid() == 0 else Path(tempfile.gettempdir())
+        base = self.base_dir or (BASE_DIR if os.geteuid() == 0 else Path(tempfile.gettempdir()))
         base.mkdir(mode=0o755, exist_ok=True)
         self.dir = Path(tempfile.mkdtemp(prefix="dbus-", dir=base))
         sock = self.dir / "bus"
