@@ -81,10 +81,12 @@ def test_timeouts_and_signals_leak_nothing(echo_address) -> None:
         got: list[object] = []
 
         def work() -> None:
-            # the reply is 0.2 s away: a scheduler hiccup on a loaded machine
-            # cannot make it arrive before the 100 µs timeout is checked
+            # The reply is 50 ms away: a scheduler hiccup on a loaded machine
+            # will not make it arrive before the 100 µs timeout is checked, and
+            # the replies still owed stay well under dbus-daemon's cap of 128
+            # pending replies per connection (rounds take ~1.5 ms).
             with pytest.raises(NoReply):
-                eb.call(*E, "Sleep", "d", (0.2,), timeout=0.0001)
+                eb.call(*E, "Sleep", "d", (0.05,), timeout=0.0001)
             slot = eb.match_signal(None, ECHO_PATH, ECHO_IFACE, "L", got.append)
             eb.call(*E, "Emit", "sv", ("L", Variant("s", "x" * 50)))
             assert eb.run_until(lambda: got, timeout=10)
