@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -326,6 +327,7 @@ def inner(args: argparse.Namespace) -> int:
         if drainer is not None:
             drainer.kill()
             drainer.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
     log("== pystemd against the issue's targets (* rows)")
     for line in report.summary():
         log(line)

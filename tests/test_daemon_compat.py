@@ -133,11 +133,13 @@ def test_python_systemds_own_tests_pass_on_the_drop_in(tmp_path: Path) -> None:
 
 
 KEYWORD_PROBE = r"""
-import json, os, socket, sys, tempfile
+import json, os, socket, sys
 if len(sys.argv) > 1:
     sys.path.insert(0, sys.argv[1])
 import pystemd.daemon as d
-path = os.path.join(tempfile.mkdtemp(), "notify")
+path = os.path.join(os.getcwd(), "notify")  # the test's tmp_path, shared by both runs
+if os.path.exists(path):
+    os.unlink(path)
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(path)
 s.setblocking(False)

@@ -15,6 +15,7 @@ import array
 import json
 import os
 import pathlib
+import shutil
 import socket
 import sys
 import tempfile
@@ -386,3 +387,4 @@ for sock_name in ("receiver", "unset"):
 
 out = json.dumps({"module": d.__file__, "results": RESULTS}, indent=0, sort_keys=True)
 sys.stdout.write(out.replace(TMP, "<tmp>") + "\n")
+shutil.rmtree(TMP, ignore_errors=True)
