@@ -59,7 +59,12 @@ class Bus:
     method_call_timeout: float
     last_batch_limit_hits: int
     def _open(
-        self, kind: str, arg: Any = ..., bus_client: bool = ..., description: Optional[str] = ...
+        self,
+        kind: str,
+        arg: Any = ...,
+        bus_client: bool = ...,
+        description: Optional[str] = ...,
+        timeout: Optional[float] = ...,
     ) -> None: ...
     def close(self) -> None: ...
     def fileno(self) -> int: ...

@@ -54,6 +54,8 @@ cdef extern from "errno.h":
         ECONNRESET
         ETIMEDOUT
         EHOSTDOWN
+        EPERM
+        EACCES
 
 cdef extern from "pystemd/compat.h":
     int PYSTEMD_LIBSYSTEMD_VERSION
@@ -1555,6 +1557,32 @@ cdef int _batch_pump(sd_bus *bus, _Batch *b, long long budget_us) noexcept nogil
             return r
 
 
+cdef int _handshake(sd_bus *bus, uint64_t deadline) noexcept nogil:
+    """Drive a new connection until sd-bus says it is ready: authenticated and,
+    for a bus client, Hello answered. 1 when ready; -ETIMEDOUT when deadline
+    (CLOCK_MONOTONIC µs) passes first; another negative errno when the
+    connection fails (-EINTR: a signal came, call again)."""
+    cdef uint64_t now
+    cdef int r
+    while True:
+        r = sd_bus_is_ready(bus)
+        if r != 0:
+            return r
+        r = sd_bus_process(bus, NULL)
+        if r < 0:
+            return r
+        if r > 0:
+            continue
+        if sd_bus_is_open(bus) <= 0:
+            return -ECONNRESET
+        now = _now_us()
+        if now >= deadline:
+            return -ETIMEDOUT
+        r = sd_bus_wait(bus, deadline - now)
+        if r < 0:
+            return r
+
+
 # ---------------------------------------------------------------------------
 # the connection
 
@@ -1581,17 +1609,21 @@ cdef class Bus:
 
     # -- opening -------------------------------------------------------------
 
-    def _open(self, str kind, object arg=None, bint bus_client=True, object description=None):
-        """Open the connection.
+    def _open(self, str kind, object arg=None, bint bus_client=True, object description=None,
+              object timeout=None):
+        """Open the connection, and complete its handshake before returning.
 
         kind: ``system``, ``user``, ``address`` (arg: the address; bus_client
         False for a peer-to-peer socket), ``remote`` (arg: [user@]host[:port][/machine]),
         ``machine`` / ``user_machine`` (arg: a container name, [user@]name).
+        ``timeout``: seconds for connecting, authenticating and (bus client)
+        the Hello call; None: the bus's method-call timeout (sd-bus: 25 s).
         """
         cdef sd_bus *b = NULL
         cdef int r
         cdef const char *a = NULL
         cdef const char *dsc = NULL
+        cdef uint64_t usec = _timeout_usec(timeout), start = _now_us(), deadline
         if self.bus != NULL:
             raise RuntimeError("bus is already open")
         if arg is not None:
@@ -1647,6 +1679,33 @@ cdef class Bus:
             if r < 0:
                 sd_bus_unref(b)
                 check_ctx(r, "sd_bus_set_description")
+        # sd-bus authenticates (and sends Hello) lazily, at the first call; a
+        # connection left idle until then is dropped by dbus-daemon after its
+        # auth_timeout. So drive it to "ready" now, without the GIL.
+        if usec == 0:
+            r = sd_bus_get_method_call_timeout(b, &usec)
+            if r < 0:
+                sd_bus_close_unref(b)
+                check_ctx(r, "sd_bus_get_method_call_timeout")
+        deadline = UINT64_MAX if usec == UINT64_MAX or UINT64_MAX - start < usec else start + usec
+        while True:
+            with nogil:
+                r = _handshake(b, deadline)
+            if r != -EINTR:
+                break
+            try:
+                PyErr_CheckSignals()
+            except BaseException:
+                sd_bus_close_unref(b)
+                raise
+        if r < 0:
+            sd_bus_close_unref(b)
+            if r == -ETIMEDOUT:
+                raise TimeoutError(ETIMEDOUT, f"no answer to authentication{' and Hello' if bus_client else ''}"
+                                              f" within {usec / 1e6:g} s", what)
+            if r == -EPERM or r == -EACCES:
+                raise PermissionError(-r, "authentication refused", what)
+            check_ctx(r, f"{what} (handshake)")
         self.bus = b
         self._gen = _fork_generation
         self.kind = kind

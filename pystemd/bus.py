@@ -78,7 +78,12 @@ class Bus(_bus.Bus):
         pid: Optional[int] = None,
         peer: bool = False,
         description: Optional[str] = None,
+        open_timeout: Optional[float] = None,
     ) -> None:
+        """Open the connection and complete its handshake (authentication, and
+        Hello for a bus client) before returning, waiting without the GIL for
+        at most ``open_timeout`` seconds (None: the method-call timeout, 25 s).
+        A refused or unanswered handshake raises here, not at the first call."""
         given = [
             name
             for name, value in (("address", address), ("remote", remote), ("machine", machine),
@@ -103,15 +108,17 @@ class Bus(_bus.Bus):
                 addr = addr.decode()
             if addr.startswith("/"):
                 addr = "unix:path=" + addr
-            self._open("address", addr, not peer, description)
+            self._open("address", addr, not peer, description, open_timeout)
         elif remote is not None:
-            self._open("remote", remote, True, description)
+            self._open("remote", remote, True, description, open_timeout)
         elif machine is not None:
-            self._open("user_machine" if user else "machine", machine, True, description)
+            self._open(
+                "user_machine" if user else "machine", machine, True, description, open_timeout
+            )
         elif user:
-            self._open("user", None, True, description)
+            self._open("user", None, True, description, open_timeout)
         else:
-            self._open("system", None, True, description)
+            self._open("system", None, True, description, open_timeout)
 
     @classmethod
     def system(cls) -> Bus:

@@ -264,11 +264,92 @@ def test_remote_host_unreachable(sshd) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]
+    # opening completes the handshake, so the failure comes from opening
     with pytest.raises(OSError) as ei:
-        Bus.remote_host(f"root@127.0.0.1:{closed_port}").get_property(
-            S1, S1_PATH, MANAGER, "Version"
-        )
+        Bus.remote_host(f"root@127.0.0.1:{closed_port}")
     assert ei.value.errno is not None
+
+
+# -- opening completes the handshake -------------------------------------------------
+
+DBUS = ("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus")
+
+
+def test_an_idle_bus_outlives_the_daemons_auth_timeout() -> None:
+    # dbus-daemon drops a connection that has not authenticated (and sent
+    # Hello) within auth_timeout. sd-bus does both lazily, at the first call,
+    # so a Bus opened at startup and first used later used to fail then
+    # ("Connection terminated"). Opening now completes the handshake.
+    from pystemd.testing import DBusDaemon
+
+    with DBusDaemon(limits={"auth_timeout": 200}) as daemon:
+        with Bus(daemon.address) as idle, Bus(daemon.address) as other:
+            assert idle.unique_name is not None  # Hello was answered before Bus() returned
+            time.sleep(0.6)  # three times the daemon's auth_timeout
+            (bus_id,) = idle.call(*DBUS, "GetId")
+            assert bus_id == other.call(*DBUS, "GetId")[0]
+            (names,) = other.call(*DBUS, "ListNames")
+            assert idle.unique_name in names
+
+
+def _dbus_daemon_config(d: Path, auth: str, user: str) -> Path:
+    sock = d / "bus"
+    (d / "bus.conf").write_text(textwrap.dedent(f"""\
+        <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+         "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+        <busconfig>
+          <type>session</type>
+          <listen>unix:path={sock}</listen>
+          <auth>{auth}</auth>
+          <policy context="default"><allow user="{user}"/><allow own="*"/></policy>
+        </busconfig>
+        """))  # fmt: skip
+    return d / "bus.conf"
+
+
+@pytest.fixture
+def refusing_dbus_daemon(tmp_path):
+    """A real dbus-daemon that only offers ANONYMOUS authentication (sd-bus offers EXTERNAL)."""
+    exe = shutil.which("dbus-daemon")
+    if exe is None:
+        unavailable("dbus-daemon not found")
+    conf = _dbus_daemon_config(tmp_path, "ANONYMOUS", "*")
+    proc = subprocess.Popen([exe, f"--config-file={conf}", "--nofork", "--nopidfile",
+                             "--print-address=1"], stdout=subprocess.PIPE)  # fmt: skip
+    try:
+        address = proc.stdout.readline().decode().strip()  # type: ignore[union-attr]
+        assert address.startswith("unix:path="), address
+        yield address
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        proc.stdout.close()  # type: ignore[union-attr]
+
+
+def test_a_refused_authentication_fails_at_open(refusing_dbus_daemon) -> None:
+    before = open_fds()
+    with pytest.raises(PermissionError, match="authentication refused") as ei:
+        Bus(refusing_dbus_daemon)
+    assert refusing_dbus_daemon in str(ei.value)
+    assert open_fds() == before  # the half-open connection was closed
+
+
+def test_an_unanswered_handshake_times_out_at_open(tmp_path) -> None:
+    # a socket that accepts connections (the kernel's backlog) but never speaks
+    path = tmp_path / "silent"
+    with socket.socket(socket.AF_UNIX) as srv:
+        srv.bind(str(path))
+        srv.listen(4)
+        before = open_fds()
+        with pytest.raises(
+            TimeoutError, match=r"no answer to authentication and Hello within 0\.3 s"
+        ):
+            Bus(f"unix:path={path}", open_timeout=0.3)
+        with pytest.raises(TimeoutError, match=r"no answer to authentication within 0\.3 s"):
+            Bus(f"unix:path={path}", peer=True, open_timeout=0.3)
+        assert open_fds() == before
+    with pytest.raises(ValueError, match="positive number of seconds"):
+        Bus(f"unix:path={path}", open_timeout=0)
 
 
 # -- lifetime ----------------------------------------------------------------------------

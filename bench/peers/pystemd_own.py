@@ -13,14 +13,8 @@ META = {"version": getattr(pystemd, "__version__", "checkout")}
 S1 = "org.freedesktop.systemd1"
 PROPS = "org.freedesktop.DBus.Properties"
 _buses = []
-
-
-
-def handshake(bus):
-    """One call right away: sd-bus finishes authenticating lazily, and a dbus-daemon
-    drops a connection still unauthenticated after its auth_timeout (an idle
-    Bus opened at setup and first used a minute later is gone)."""
-    bus.call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "GetId")
+# Bus() completes the handshake (authentication, Hello) before it returns, so
+# a connection opened at setup and first used minutes later is still there.
 
 
 def _failed(replies):
@@ -30,8 +24,6 @@ def _failed(replies):
 def setup(cfg):
     bus = Bus(cfg["address"], peer=bool(cfg.get("peer")))
     _buses.append(bus)
-    if not cfg.get("peer"):
-        handshake(bus)
     dest = cfg.get("dest")
     mpath, upath = cfg["manager_path"], cfg["unit_path"]
 
@@ -78,7 +70,6 @@ def setup(cfg):
     if slow:
         sbus = Bus(slow["address"])
         _buses.append(sbus)
-        handshake(sbus)
 
         def slow_call():
             return sbus.call(slow["name"], slow["path"], slow["iface"], slow["method"], "d",
