@@ -73,6 +73,13 @@ cdef class Bus:
     cdef public bint shared
     # How many LimitsExceeded refusals the last call_many/get_property_many retried.
     cdef readonly Py_ssize_t last_batch_limit_hits
+    # The wake-up hook: a callable (no arguments) that the blocking paths call
+    # when they return leaving work for an event loop behind: messages that
+    # sd-bus read into its queue without dispatching them (sd_bus_call() does
+    # that, and the fd then stays quiet), deferred callbacks, parked
+    # exceptions. Set by pystemd.aio while a loop drives this Bus; None
+    # otherwise, and then the blocking paths pay one pointer comparison.
+    cdef object _wakeup
     cdef object __weakref__
 
     cdef int defer(self, object fn) except -1
@@ -82,10 +89,13 @@ cdef class Bus:
     cdef int acquire(self) except -1
     cdef void release(self) noexcept
     cdef int ensure_open(self) except -1
+    # after a blocking path: call _wakeup() if it left work behind (see above)
+    cdef void left_behind(self) noexcept
     cdef void _drop_slots(self) noexcept
     cdef sd_bus_message *new_method_call(self, object destination, object path,
                                          object interface, object member) except NULL
     cdef sd_bus_message *call_message(self, sd_bus_message *m, uint64_t usec) except NULL
+    cdef sd_bus_message *_call_message(self, sd_bus_message *m, uint64_t usec) except NULL
     cdef sd_bus_message *_await_reply(self, uint64_t cookie, uint64_t start, uint64_t total) except NULL
     cdef int wait_until(self, int *done, uint64_t deadline_us) except -1
     cdef int _wait_loop(self, int *done, long long spin) except -1

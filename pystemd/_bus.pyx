@@ -1605,6 +1605,7 @@ cdef class Bus:
         self._slots = []
         self._in_call = 0
         self.shared = False
+        self._wakeup = None
         self._gen = _fork_generation
 
     # -- opening -------------------------------------------------------------
@@ -1747,6 +1748,36 @@ cdef class Bus:
                     return 0
         return 0
 
+    cdef void left_behind(self) noexcept:
+        """After a blocking path returned: if it left work for an event loop
+        (queued messages, deferred callbacks, parked exceptions), call the
+        wake-up hook. Callers test ``self._wakeup is not None`` first."""
+        cdef uint64_t q = 0
+        fn = self._wakeup
+        if fn is None or self.bus == NULL:
+            return
+        if not (self._deferred or self._exc is not None
+                or (sd_bus_get_n_queued_read(self.bus, &q) >= 0 and q > 0)):
+            return
+        try:
+            fn()
+        except BaseException as e:
+            self.park_exception(e)
+
+    def _set_wakeup(self, fn):
+        """Install (or with None remove) the wake-up hook; returns the previous one.
+
+        ``fn()`` is called, from whichever thread made the blocking call, when
+        a blocking call, batch or match install leaves messages queued in
+        sd-bus or callbacks deferred: an event loop driving this Bus must then
+        run ``process()`` even though the fd stays quiet. pystemd.aio sets it.
+        """
+        if fn is not None and not callable(fn):
+            raise TypeError(f"the wake-up hook must be callable or None, got {type(fn).__name__}")
+        old = self._wakeup
+        self._wakeup = fn
+        return old
+
     cdef object _take_exception(self):
         exc = self._exc
         if exc is not None:
@@ -1824,6 +1855,7 @@ cdef class Bus:
             self.bus = NULL
             sd_bus_close_unref(b)
             self._deferred = []
+            self._wakeup = None
         finally:
             self.release()
 
@@ -2039,6 +2071,8 @@ cdef class Bus:
             self._wait_loop(done, self.gil_hold_us)
         finally:
             self._in_call -= 1
+            if self._wakeup is not None:
+                self.left_behind()
         return 0
 
     cdef int _wait_loop(self, int *done, long long spin) except -1:
@@ -2068,6 +2102,13 @@ cdef class Bus:
         return 0
 
     cdef sd_bus_message *call_message(self, sd_bus_message *m, uint64_t usec) except NULL:
+        try:
+            return self._call_message(m, usec)
+        finally:
+            if self._wakeup is not None:
+                self.left_behind()
+
+    cdef sd_bus_message *_call_message(self, sd_bus_message *m, uint64_t usec) except NULL:
         """Send m and wait for its reply (the lock must be held).
 
         Returns a new reference to the reply; an error reply raises.
@@ -2326,6 +2367,8 @@ cdef class Bus:
             finally:
                 self._in_call -= 1
                 _busy_exit(self.bus, pending)
+                if self._wakeup is not None:
+                    self.left_behind()
                 for k in range(n):
                     if b.calls[k].slot != NULL:
                         sd_bus_slot_unref(b.calls[k].slot)

@@ -932,6 +932,8 @@ def request_name(bus, name, uint64_t flags=0):
         with nogil:
             r = sd_bus_request_name(b.bus, c, flags)
     finally:
+        if b._wakeup is not None:
+            b.left_behind()   # a synchronous call: it may have queued messages unread
         b.release()
     check_ctx(r, f"request name {n.decode()!r}")
     return r > 0
@@ -950,5 +952,7 @@ def release_name(bus, name):
         with nogil:
             r = sd_bus_release_name(b.bus, c)
     finally:
+        if b._wakeup is not None:
+            b.left_behind()   # a synchronous call: it may have queued messages unread
         b.release()
     check_ctx(r, f"release name {n.decode()!r}")

@@ -56,7 +56,9 @@ __all__ = [
 
 POLLOUT = 0x004
 _BUDGET = 64  # messages processed per loop callback before yielding
-WATCHDOG_S = 0.05  # see AsyncBus._on_watchdog
+# A safety net only (see AsyncBus._on_watchdog): blocking calls wake the loop
+# through the Bus's wake-up hook. None: no watchdog at all.
+WATCHDOG_S: Optional[float] = 1.0
 
 
 class SignalQueueOverflow(PystemdError, BufferError):
@@ -219,6 +221,10 @@ class AsyncBus(_aio.Driver):
         self._streams: weakref.WeakSet[SignalStream] = weakref.WeakSet()
         self._watchdog: Optional[asyncio.TimerHandle] = None
         loop.add_reader(self._fd, self._on_readable)
+        # Blocking calls on this Bus (from a coroutine, or another thread) call
+        # this when they leave messages queued in sd-bus or callbacks deferred.
+        self._wakeup_hook = self._on_left_behind
+        bus._set_wakeup(self._wakeup_hook)
         self._update()
 
     # -- loop wiring ---------------------------------------------------------
@@ -244,6 +250,14 @@ class AsyncBus(_aio.Driver):
         elif not self.draining:
             self._scheduled = True
             self.loop.call_soon(self._scheduled_drain)
+
+    def _on_left_behind(self) -> None:
+        # The Bus's wake-up hook: a blocking call (any thread) returned leaving
+        # work for the loop while the fd stays quiet.
+        try:
+            self._kick()
+        except RuntimeError:
+            pass  # the loop is closed: nobody left to wake
 
     def _scheduled_drain(self) -> None:
         self._scheduled = False
@@ -292,7 +306,11 @@ class AsyncBus(_aio.Driver):
             else:
                 self.loop.remove_writer(self._fd)
             self._writing = want_write
-        if self._watchdog is None and (self.in_flight or self.waiting or self._readers_waiting()):
+        if (
+            self._watchdog is None
+            and WATCHDOG_S is not None
+            and (self.in_flight or self.waiting or self._readers_waiting())
+        ):
             self._watchdog = self.loop.call_later(WATCHDOG_S, self._on_watchdog)
         if deadline is None:
             return  # an armed timer that fires early only costs a no-op drain
@@ -316,20 +334,22 @@ class AsyncBus(_aio.Driver):
 
     def _on_watchdog(self) -> None:
         # A blocking call on this Bus (in a coroutine, or on another thread)
-        # may have read messages for us into sd-bus's queue without
-        # dispatching them; the fd then stays quiet. While calls are pending
-        # or a stream is being read, look every WATCHDOG_S.
+        # may read messages for us into sd-bus's queue without dispatching
+        # them, and the fd then stays quiet. Every blocking path calls the
+        # Bus's wake-up hook (_on_left_behind) when it leaves work behind, so
+        # this only guards against a path that would not: while calls are
+        # pending or a stream is being read, look every WATCHDOG_S.
         self._watchdog = None
         if self.closed:
             return
         self._drain()
 
     def kick(self) -> None:
-        """Process the bus soon: call after blocking calls on this Bus made from a coroutine.
+        """Process the bus soon (from any thread).
 
-        Not needed for correctness (pending calls and waiting streams are
-        looked after), only for latency: a blocking call may read messages
-        meant for the loop without dispatching them.
+        Not needed: blocking calls on this Bus wake the loop themselves when
+        they read messages meant for it (the Bus's wake-up hook). Kept for
+        code written before that.
         """
         self._kick()
 
@@ -352,6 +372,10 @@ class AsyncBus(_aio.Driver):
         except Exception:
             pass  # the loop is closed already
         self._writing = False
+        if not self.bus.closed:
+            previous = self.bus._set_wakeup(None)
+            if previous is not self._wakeup_hook:
+                self.bus._set_wakeup(previous)  # another AsyncBus's (not ours to remove)
         if _drivers.get(self.bus) is self:
             del _drivers[self.bus]
         self.fail_all(exc, fatal)

@@ -12,6 +12,7 @@ from collections.abc import Coroutine
 from typing import Any, Optional, TypeVar
 
 import pytest
+from peers import ECHO_IFACE, ECHO_NAME, ECHO_PATH, EchoPeer
 
 from pystemd import aio, serve
 from pystemd.bus import Bus, Variant, path_encode
@@ -595,3 +596,93 @@ def test_nothing_leaks_over_many_calls(dbus_daemon: Any) -> None:
     during, fds, fds_after = run(main())
     assert during == {"AsyncCall": 0, "Match": 0, "PendingReply": 0}
     assert fds_after == fds
+
+
+# ---------------------------------------------------------------------------
+# blocking calls on an attached Bus: the wake-up hook
+
+
+def _emit(bus: Bus, value: int) -> None:
+    # the echo peer sends the signal, then the reply: the signal arrives while
+    # the blocking call waits, and sd_bus_call() queues it without dispatching
+    bus.call(ECHO_NAME, ECHO_PATH, ECHO_IFACE, "Emit", "sv", ("Ping", Variant("u", value)))
+
+
+@pytest.mark.parametrize("caller", ["coroutine", "thread"])
+def test_a_signal_read_by_a_blocking_call_reaches_the_stream(
+    dbus_daemon: Any, monkeypatch: pytest.MonkeyPatch, caller: str
+) -> None:
+    monkeypatch.setattr(aio, "WATCHDOG_S", None)  # nothing but the wake-up hook
+
+    async def main(bus: Bus) -> tuple[Optional[int], Any, Any]:
+        abus = aio.attach(bus)
+        # the whole call inside sd_bus_call() with the GIL held, even on a
+        # loaded machine: sd-bus reads the signal and queues it, unread
+        bus.gil_hold_us = 30_000_000
+        async with abus.signals(interface=ECHO_IFACE, member="Ping") as pings:
+            await abus.call(*DBUS, "GetId")  # the match is installed, the loop idle
+            assert abus._watchdog is None
+            if caller == "coroutine":
+                _emit(bus, 7)
+                # the signal waits in sd-bus's read queue; the fd has nothing more
+                queued = bus.get_timeout()
+                assert pings.pending() == 0
+            else:
+                t = threading.Thread(target=_emit, args=(bus, 7))
+                t.start()
+                queued = 0
+            msg = await pings.get(timeout=60)  # a hang guard, not a timing check
+            if caller == "thread":
+                t.join()
+        abus.close()
+        return queued, msg.member, msg.body()
+
+    with EchoPeer(dbus_daemon.address), Bus(dbus_daemon.address) as bus:
+        queued, member, body = run(main(bus))
+    assert queued == 0  # get_timeout() 0: messages were queued, unread
+    assert (member, body) == ("Ping", (7,))
+
+
+def test_a_callback_deferred_by_a_blocking_call_runs_on_the_loop(
+    dbus_daemon: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A blocking call that outlasts gil_hold_us dispatches what arrives (a
+    # Bus.match_signal callback is then deferred, not run): the loop runs it.
+    monkeypatch.setattr(aio, "WATCHDOG_S", None)
+
+    async def main(bus: Bus) -> tuple[Any, bool]:
+        abus = aio.attach(bus)
+        got: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        slot = bus.match_signal(
+            None, ECHO_PATH, ECHO_IFACE, "Ping", lambda m: got.set_result(m.body())
+        )
+        await abus.call(*DBUS, "GetId")
+        bus.gil_hold_us = 0  # every wait without the GIL: sd_bus_process() dispatches
+        _emit(bus, 9)
+        deferred = not got.done()
+        body = await asyncio.wait_for(got, 60)
+        slot.remove()
+        abus.close()
+        return body, deferred
+
+    with EchoPeer(dbus_daemon.address), Bus(dbus_daemon.address) as bus:
+        body, deferred = run(main(bus))
+    assert deferred  # the callback did not run inside the blocking call
+    assert body == (9,)
+
+
+def test_the_wake_up_hook_is_installed_while_attached(dbus_daemon: Any) -> None:
+    async def main(bus: Bus) -> list[Any]:
+        seen = [bus._set_wakeup(None)]  # nothing attached
+        abus = aio.attach(bus)
+        hook = bus._set_wakeup(None)
+        seen.append(hook == abus._on_left_behind)
+        bus._set_wakeup(hook)
+        abus.close()
+        seen.append(bus._set_wakeup(None))  # removed by close()
+        with pytest.raises(TypeError, match="callable or None"):
+            bus._set_wakeup(5)  # type: ignore[arg-type]
+        return seen
+
+    with Bus(dbus_daemon.address) as bus:
+        assert run(main(bus)) == [None, True, None]
