@@ -638,6 +638,8 @@ cdef class _Reader:
     cdef char *vbuf                     # VC_SIZE * VC_MAXLEN: the cached items' bytes
     cdef uint32_t vc_gen
     cdef KeyStat *ks
+    cdef list _made                     # the lists the entry being built made (repeated fields)
+    cdef Py_ssize_t _size_hint          # items in the last entry read (+3): the next dict's size
 
     def __cinit__(self, *args, **kwargs):
         self.j = NULL
@@ -655,6 +657,8 @@ cdef class _Reader:
         self._fields = None
         self._plan = {}
         self.vc_gen = 1
+        self._made = []
+        self._size_hint = 32
         self.gil_hold_us = DEFAULT_GIL_HOLD_US
         self._cold = 2
 
@@ -764,6 +768,10 @@ cdef class _Reader:
         if self.j == NULL:
             _raise_closed()
         if self._depth > 0 and self._owner == me:
+            if self._building:
+                # a converter (or a signal handler, a finalizer) of this very read:
+                # the journal is in the middle of an entry, leave it there
+                raise RuntimeError("cannot use the reader from inside one of its converters")
             self._depth += 1
             return 0
         if not PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
@@ -1574,16 +1582,26 @@ cdef class _Reader:
 
         maxn == 1 and out is None: return the entry or None. Otherwise append
         to out. A read error after some entries is kept for the next call.
+
+        Two ways through: while the journal's pages are in memory (the GIL is
+        kept, see _pace) and every field is read, each entry is built straight
+        from libsystemd's pointers as it is enumerated (no copy); otherwise
+        the libsystemd part runs first (without the GIL when it may wait for
+        the disk), copying up to 32 entries into the arena, and the dicts are
+        built from the copy.
         """
         cdef int r = 0
         cdef Py_ssize_t got = 0, i
         cdef bint end = False
+        cdef long long mv
+        cdef object e
         if self._building:
             raise RuntimeError("cannot read from the journal inside one of its converters")
         if not self._raw and not _setup_done:
             raise RuntimeError("pystemd.journal must be imported before converting entries")
         cdef Py_ssize_t total = 0, chunk
         cdef uint64_t t0, dt
+        self._ensure_vc()
         while True:
             chunk = min(maxn - total, 32)
             if self._cold > 0 or self.gil_hold_us == 0:
@@ -1591,6 +1609,45 @@ cdef class _Reader:
                     t0 = _now_us()
                     r = self._fill(skip, chunk, &got, &end)
                     dt = _now_us() - t0
+            elif self._proj == NULL:
+                # direct: build while enumerating (the GIL is held anyway)
+                if skip != 0:
+                    self._after_tail = False
+                    self._at_end = False
+                got = 0
+                end = False
+                mv = skip
+                t0 = _now_us()
+                while got < chunk:
+                    r = 1 if mv == 0 else _step(self.j, mv)
+                    if r <= 0:
+                        end = r == 0
+                        break
+                    e = self._read_direct(&r)
+                    if e is None:
+                        break
+                    got += 1
+                    if out is None:
+                        dt = _now_us() - t0
+                        self._pace(dt, 1)
+                        self._at_end = False
+                        return e
+                    out.append(e)
+                    mv = 1 if skip >= 0 else -1
+                dt = _now_us() - t0
+                self._pace(dt, got)
+                self._at_end = end
+                if r < 0 and got == 0 and total == 0:
+                    if r == -ENOMEM:
+                        raise MemoryError("out of memory reading a journal entry")
+                    self._raise_read_error(r)
+                if r < 0:
+                    self._pending = r
+                total += got
+                if r < 0 or end or total >= maxn or out is None:
+                    return None
+                skip = 1 if skip > 0 else -1
+                continue
             else:
                 t0 = _now_us()
                 r = self._fill(skip, chunk, &got, &end)
@@ -1891,89 +1948,164 @@ cdef class _Reader:
         vs.hits = 0
         memcpy(vb, p, n)
 
+    cdef int _put(self, object d, const char *p, Py_ssize_t n, const void *src, uint32_t gen) except -1:
+        """Add the item p[:n] (``FIELD=value``; src: where libsystemd has it) to entry d."""
+        cdef size_t h = (((<size_t>src) >> 3) * 0x9E3779B97F4A7C15ULL >> 54) & (VC_SIZE - 1)
+        cdef VSlot *vs = &self.vc[h]
+        cdef char *vb = self.vbuf + h * VC_MAXLEN
+        cdef const char *eq
+        cdef Py_ssize_t klen, ks, used
+        cdef PyObject *there
+        cdef object key, value
+        if vs.gen == gen and vs.len == <uint32_t>n and memcmp(vb, p, n) == 0:
+            # seen before (the host name, the unit, the executable...): reuse its objects
+            vs.hits += 1
+            used = PyDict_GET_SIZE(d)
+            there = PyDict_SetDefault(d, <object>vs.key, <object>vs.value)
+            if PyDict_GET_SIZE(d) != used:
+                return 0
+            return self._repeat(d, <object>vs.key, <object>vs.value, there)
+        eq = <const char *>memchr(p, c'=', n)
+        if eq == NULL:
+            raise ValueError(f"Invalid field in the journal: {p[:min(n, 64)]!r} has no '='")
+        klen = eq - p
+        ks = _key_slot(p, klen)
+        if ks >= 0:
+            key = <object>_keytab[ks].key
+        else:
+            key = PyUnicode_DecodeUTF8(p, klen, NULL)
+        value = self._conv_data(ks, key, eq + 1, n - klen - 1)
+        if ks >= 0 and n <= VC_MAXLEN:
+            self._cache(vs, vb, ks, key, value, p, n, gen)
+        used = PyDict_GET_SIZE(d)
+        there = PyDict_SetDefault(d, key, value)
+        if PyDict_GET_SIZE(d) != used:
+            return 0
+        return self._repeat(d, key, value, there)
+
+    cdef int _repeat(self, object d, object key, object value, PyObject *there) except -1:
+        """A field seen again in this entry: its values become a list, in order."""
+        cdef list made = self._made
+        if made and any(x is <object>there for x in made):
+            PyList_Append(<object>there, value)
+        else:
+            lst = [<object>there, value]
+            made.append(lst)
+            PyDict_SetItem(d, key, lst)
+        return 0
+
+    cdef int _put_meta(self, object d, uint64_t realtime, uint64_t monotonic, const uint8_t *boot,
+                       const char *cursor, Py_ssize_t cursor_len) except -1:
+        """Add the pseudo-fields the mode asks for (``_meta``) to entry d."""
+        cdef object value, raw
+        if self._meta & M_REALTIME:
+            if self._raw:
+                value = PyLong_FromUnsignedLongLong(realtime)
+            else:
+                value = _FAST
+                if self._has_plan and self.ks[KS_REALTIME].override:
+                    value = self._conv_meta(KS_REALTIME, KEY_REALTIME, PyLong_FromUnsignedLongLong(realtime),
+                                            K_REALTIME)
+                if value is _FAST:
+                    value = _datetime_fast(realtime)
+                    if value is None:
+                        value = _call_conv(_kind_func[K_REALTIME], PyLong_FromUnsignedLongLong(realtime))
+            PyDict_SetItem(d, KEY_REALTIME, value)
+        if self._meta & M_MONOTONIC:
+            if self._raw:
+                value = _monotonic(PyLong_FromUnsignedLongLong(monotonic),
+                                   PyBytes_FromStringAndSize(<const char *>boot, 16))
+            else:
+                value = _FAST
+                if self._has_plan and self.ks[KS_MONOTONIC].override:
+                    raw = _monotonic(PyLong_FromUnsignedLongLong(monotonic),
+                                     PyBytes_FromStringAndSize(<const char *>boot, 16))
+                    value = self._conv_meta(KS_MONOTONIC, KEY_MONOTONIC, raw, K_MONO)
+                if value is _FAST:
+                    value = _monotonic(_timedelta_us(monotonic), _uuid_from16(boot))
+            PyDict_SetItem(d, KEY_MONOTONIC, value)
+        if self._meta & M_CURSOR:
+            raw = PyUnicode_DecodeUTF8(cursor, cursor_len, "surrogateescape")
+            if self._raw or not (self._has_plan and self.ks[KS_CURSOR].override):
+                PyDict_SetItem(d, KEY_CURSOR, raw)
+            else:
+                value = self._conv_meta(KS_CURSOR, KEY_CURSOR, raw, K_IDENT)
+                PyDict_SetItem(d, KEY_CURSOR, raw if value is _FAST else value)
+        return 0
+
+    cdef inline uint32_t _gen(self) noexcept:
+        return (self.vc_gen << 1) | (1 if self._raw else 0)
+
     cdef object _build(self, EntryRec *e):
+        """The entry the arena holds at e, as a dict."""
         cdef object d = _PyDict_NewPresized(<Py_ssize_t>e.n_items + 3)
         cdef size_t i
         cdef Item *it
-        cdef const char *p
-        cdef const char *eq
-        cdef Py_ssize_t n, klen, ks, used
-        cdef size_t h
-        cdef VSlot *vs
-        cdef char *vb
-        cdef KeyStat *st
-        cdef PyObject *there
-        cdef object key, value
-        cdef list made = None            # the lists this entry made (repeated fields)
-        cdef uint32_t gen = (self.vc_gen << 1) | (1 if self._raw else 0)
-        self._ensure_vc()
+        cdef uint32_t gen = self._gen()
         self._building = True
         try:
             for i in range(e.n_items):
                 it = &self.items[e.first_item + i]
-                p = self.arena + it.off
-                n = <Py_ssize_t>it.len
-                h = (((<size_t>it.src) >> 3) * 0x9E3779B97F4A7C15ULL >> 54) & (VC_SIZE - 1)
-                vs = &self.vc[h]
-                vb = self.vbuf + h * VC_MAXLEN
-                if vs.gen == gen and vs.len == <uint32_t>n and memcmp(vb, p, n) == 0:
-                    key = <object>vs.key
-                    value = <object>vs.value
-                    vs.hits += 1
-                else:
-                    eq = <const char *>memchr(p, c'=', n)
-                    if eq == NULL:
-                        raise ValueError(f"Invalid field in the journal: {p[:min(n, 64)]!r} has no '='")
-                    klen = eq - p
-                    ks = _key_slot(p, klen)
-                    if ks >= 0:
-                        key = <object>_keytab[ks].key
-                    else:
-                        key = PyUnicode_DecodeUTF8(p, klen, NULL)
-                    value = self._conv_data(ks, key, eq + 1, n - klen - 1)
-                    if ks >= 0 and n <= VC_MAXLEN:
-                        self._cache(vs, vb, ks, key, value, p, n, gen)
-                # one dict operation: insert, or find what a repeated field has
-                used = PyDict_GET_SIZE(d)
-                there = PyDict_SetDefault(d, key, value)
-                if there == NULL:
-                    raise MemoryError()
-                if PyDict_GET_SIZE(d) != used:
-                    continue
-                # a repeated field: its values become a list, in order
-                if made is not None and any(x is <object>there for x in made):
-                    PyList_Append(<object>there, value)
-                else:
-                    lst = [<object>there, value]
-                    if made is None:
-                        made = []
-                    made.append(lst)
-                    PyDict_SetItem(d, key, lst)
-            if self._meta & M_REALTIME:
-                raw = PyLong_FromUnsignedLongLong(e.realtime)
-                value = self._conv_meta(KS_REALTIME, KEY_REALTIME, raw, K_REALTIME)
-                if value is _FAST:
-                    value = _datetime_fast(e.realtime)
-                    if value is None:
-                        value = _call_conv(_kind_func[K_REALTIME], raw)
-                PyDict_SetItem(d, KEY_REALTIME, value)
-            if self._meta & M_MONOTONIC:
-                if self._raw:
-                    value = _monotonic(PyLong_FromUnsignedLongLong(e.monotonic),
-                                       PyBytes_FromStringAndSize(<const char *>e.boot.bytes, 16))
-                else:
-                    value = _FAST
-                    if self._has_plan and self.ks[KS_MONOTONIC].override:
-                        raw = _monotonic(PyLong_FromUnsignedLongLong(e.monotonic),
-                                         PyBytes_FromStringAndSize(<const char *>e.boot.bytes, 16))
-                        value = self._conv_meta(KS_MONOTONIC, KEY_MONOTONIC, raw, K_MONO)
-                    if value is _FAST:
-                        value = _monotonic(_timedelta_us(e.monotonic), _uuid_from16(e.boot.bytes))
-                PyDict_SetItem(d, KEY_MONOTONIC, value)
-            if self._meta & M_CURSOR:
-                raw = PyUnicode_DecodeUTF8(self.arena + e.cursor_off, <Py_ssize_t>e.cursor_len, "surrogateescape")
-                value = self._conv_meta(KS_CURSOR, KEY_CURSOR, raw, K_IDENT)
-                PyDict_SetItem(d, KEY_CURSOR, raw if value is _FAST else value)
+                self._put(d, self.arena + it.off, <Py_ssize_t>it.len, it.src, gen)
+            if self._meta:
+                self._put_meta(d, e.realtime, e.monotonic, e.boot.bytes,
+                               self.arena + e.cursor_off, <Py_ssize_t>e.cursor_len)
         finally:
             self._building = False
+            if self._made:
+                del self._made[:]
+        return d
+
+    cdef object _read_direct(self, int *err):
+        """The current entry as a dict, built as libsystemd enumerates it (lock and GIL held).
+
+        Each item is used before the next libsystemd call (its pointer may not
+        outlive it) and nothing else can move the journal meanwhile: other
+        threads wait for the lock, and this thread's converters cannot take
+        it (_acquire). On a libsystemd error: None, and the error in err.
+        """
+        cdef const void *p
+        cdef size_t l
+        cdef int r
+        cdef uint64_t realtime = 0, monotonic = 0
+        cdef sd_id128_t boot
+        cdef char *c = NULL
+        cdef uint32_t gen = self._gen()
+        cdef object d = _PyDict_NewPresized(self._size_hint)
+        cdef Py_ssize_t n = 0
+        self._building = True
+        try:
+            sd_journal_restart_data(self.j)
+            while True:
+                r = sd_journal_enumerate_data(self.j, &p, &l)
+                if r <= 0:
+                    break
+                self._put(d, <const char *>p, <Py_ssize_t>l, p, gen)
+                n += 1
+            if r < 0:
+                err[0] = r
+                return None
+            self._size_hint = n + 3
+            if self._meta & M_REALTIME:
+                r = sd_journal_get_realtime_usec(self.j, &realtime)
+                if r < 0:
+                    err[0] = r
+                    return None
+            if self._meta & M_MONOTONIC:
+                r = sd_journal_get_monotonic_usec(self.j, &monotonic, &boot)
+                if r < 0:
+                    err[0] = r
+                    return None
+            if self._meta & M_CURSOR:
+                r = sd_journal_get_cursor(self.j, &c)
+                if r < 0:
+                    err[0] = r
+                    return None
+            if self._meta:
+                self._put_meta(d, realtime, monotonic, boot.bytes, c, strlen(c) if c != NULL else 0)
+        finally:
+            free(c)
+            self._building = False
+            if self._made:
+                del self._made[:]
         return d
