@@ -35,9 +35,9 @@ from cpython.pythread cimport (
 )
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
 from cpython.unicode cimport PyUnicode_DecodeUTF8
-from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t, UINT64_MAX
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t, UINT64_MAX
 from libc.stdlib cimport free, malloc, realloc, calloc
-from libc.string cimport memchr, memcmp, memcpy, strlen
+from libc.string cimport memchr, memcmp, memcpy, memset, strlen
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from posix.fcntl cimport F_DUPFD_CLOEXEC, fcntl
 from posix.unistd cimport close as c_close, write as c_write
@@ -83,6 +83,9 @@ cdef extern from "Python.h":
     object PyObject_CallOneArg(object f, object arg)
     PyObject *PyDict_SetDefault(object d, object key, object default) except? NULL
     Py_ssize_t PyDict_GET_SIZE(object d)
+
+cdef extern from "stdlib.h" nogil:
+    int posix_memalign(void **memptr, size_t alignment, size_t size)
 
 cdef extern from "poll.h" nogil:
     struct pollfd:
@@ -227,11 +230,22 @@ cdef Py_ssize_t _keytab_used = 0
 
 
 cdef inline uint64_t _hash(const char *p, Py_ssize_t n) noexcept nogil:
-    cdef uint64_t h = 1469598103934665603ULL
-    cdef Py_ssize_t i
-    for i in range(n):
-        h = (h ^ <uint8_t>p[i]) * 1099511628211ULL
-    return h
+    # eight bytes at a time (field names and ids are short); for table indexes only
+    cdef uint64_t h = 0x9E3779B97F4A7C15ULL ^ <uint64_t>n
+    cdef uint64_t w
+    cdef Py_ssize_t i = 0
+    while i + 8 <= n:
+        memcpy(&w, p + i, 8)
+        h = (h ^ w) * 0xff51afd7ed558ccdULL
+        h ^= h >> 32
+        i += 8
+    if i < n:
+        w = 0
+        memcpy(&w, p + i, <size_t>(n - i))
+        h = (h ^ w) * 0xff51afd7ed558ccdULL
+        h ^= h >> 32
+    h = (h ^ (h >> 29)) * 0xc4ceb9fe1a85ec53ULL
+    return h ^ (h >> 32)
 
 
 cdef int _key_kind_for(object key) except -1:
@@ -538,15 +552,16 @@ cdef struct EntryRec:
 
 cdef enum:
     VC_SIZE = 1024        # value cache slots
-    VC_MAXLEN = 120       # longest KEY=value item cached
+    VC_MAXLEN = 160       # longest KEY=value item cached
 
-cdef struct VSlot:           # 40 bytes: the lookups stay in cache; the bytes are apart
-    uint32_t gen
+cdef struct VSlot:           # 192 bytes, 64-aligned: a lookup finds the length and the
+    uint32_t gen             # first 32 bytes of the item on one cache line
     uint32_t len
     PyObject *key
     PyObject *value
-    Py_ssize_t keyslot
+    int32_t keyslot
     uint32_t hits
+    char data[VC_MAXLEN]
 
 cdef struct KeyStat:        # per reader, per key slot
     uint32_t misses
@@ -635,7 +650,6 @@ cdef class _Reader:
     cdef bint _plan_keys_untabled       # some overridden key could not be interned
     # caches
     cdef VSlot *vc
-    cdef char *vbuf                     # VC_SIZE * VC_MAXLEN: the cached items' bytes
     cdef uint32_t vc_gen
     cdef KeyStat *ks
     cdef list _made                     # the lists the entry being built made (repeated fields)
@@ -833,7 +847,6 @@ cdef class _Reader:
             PyThread_free_lock(self._lock)
         self._flush_cache()
         free(self.vc)
-        free(self.vbuf)
         free(self.ks)
         free(self.arena)
         free(self.items)
@@ -1890,10 +1903,10 @@ cdef class _Reader:
 
     cdef int _ensure_vc(self) except -1:
         if self.vc == NULL:
-            self.vc = <VSlot *>calloc(VC_SIZE, sizeof(VSlot))
-            self.vbuf = <char *>malloc(VC_SIZE * VC_MAXLEN)
-            if self.vc == NULL or self.vbuf == NULL:
+            if posix_memalign(<void **>&self.vc, 64, VC_SIZE * sizeof(VSlot)) != 0:
+                self.vc = NULL
                 raise MemoryError()
+            memset(self.vc, 0, VC_SIZE * sizeof(VSlot))
         return self._ensure_stats()
 
     cdef object _conv_data(self, Py_ssize_t ks, object key, const char *v, Py_ssize_t n):
@@ -1924,7 +1937,7 @@ cdef class _Reader:
             return raw
         return _call_conv(f, raw)
 
-    cdef void _cache(self, VSlot *vs, char *vb, Py_ssize_t ks, object key, object value,
+    cdef void _cache(self, VSlot *vs, Py_ssize_t ks, object key, object value,
                      const char *p, Py_ssize_t n, uint32_t gen) noexcept:
         """Remember a converted item, unless its field's values hardly ever repeat."""
         cdef KeyStat *st = &self.ks[ks]
@@ -1942,22 +1955,21 @@ cdef class _Reader:
         Py_INCREF(value)
         vs.key = <PyObject *>key
         vs.value = <PyObject *>value
-        vs.keyslot = ks
+        vs.keyslot = <int32_t>ks
         vs.len = <uint32_t>n
         vs.gen = gen
         vs.hits = 0
-        memcpy(vb, p, n)
+        memcpy(vs.data, p, n)
 
     cdef int _put(self, object d, const char *p, Py_ssize_t n, const void *src, uint32_t gen) except -1:
         """Add the item p[:n] (``FIELD=value``; src: where libsystemd has it) to entry d."""
         cdef size_t h = (((<size_t>src) >> 3) * 0x9E3779B97F4A7C15ULL >> 54) & (VC_SIZE - 1)
         cdef VSlot *vs = &self.vc[h]
-        cdef char *vb = self.vbuf + h * VC_MAXLEN
         cdef const char *eq
         cdef Py_ssize_t klen, ks, used
         cdef PyObject *there
         cdef object key, value
-        if vs.gen == gen and vs.len == <uint32_t>n and memcmp(vb, p, n) == 0:
+        if vs.gen == gen and vs.len == <uint32_t>n and memcmp(vs.data, p, n) == 0:
             # seen before (the host name, the unit, the executable...): reuse its objects
             vs.hits += 1
             used = PyDict_GET_SIZE(d)
@@ -1976,7 +1988,7 @@ cdef class _Reader:
             key = PyUnicode_DecodeUTF8(p, klen, NULL)
         value = self._conv_data(ks, key, eq + 1, n - klen - 1)
         if ks >= 0 and n <= VC_MAXLEN:
-            self._cache(vs, vb, ks, key, value, p, n, gen)
+            self._cache(vs, ks, key, value, p, n, gen)
         used = PyDict_GET_SIZE(d)
         there = PyDict_SetDefault(d, key, value)
         if PyDict_GET_SIZE(d) != used:
