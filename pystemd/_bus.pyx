@@ -89,8 +89,14 @@ def _after_fork_in_child():
 _os.register_at_fork(after_in_child=_after_fork_in_child)
 
 # Measured (docs/bus.md, "The GIL policy"): replies from systemd through
-# dbus-daemon arrive within ~100 µs; 500 µs covers their tail with room to spare.
-DEFAULT_GIL_HOLD_US = 500
+# dbus-daemon arrive within ~100 µs, GetAll and ListUnits within 0.5-2 ms.
+# 5 ms is CPython's default switch interval: no longer than the interpreter
+# itself lets a running thread keep the GIL from the others. It is also longer
+# than a timer tick (4 ms at HZ=250), which matters: sd_bus_call()'s ppoll()
+# then arms a timer that is not the CPU's next timer event, while a 0.5 ms one
+# is, and reprogramming the timer device costs (a VM exit on KVM) ~7 µs of CPU
+# per call here, half the C floor's whole cost of a Get.
+DEFAULT_GIL_HOLD_US = 5000
 # Pipelined calls: most calls in flight, and how many are marshalled per GIL hand-off.
 DEFAULT_WINDOW = 64
 cdef Py_ssize_t _BATCH_CHUNK = 1024
@@ -764,13 +770,23 @@ cdef inline str _str(const char *s):
 # short ones are kept in a small direct-mapped cache, so reading one costs a
 # hash and a compare instead of a decode and an allocation, and the str's own
 # hash is already computed when it goes into the dict.
+#
+# The strings inside arrays of structs (ListUnits: unit names, descriptions,
+# states, object paths; ListJobs, ListUnitFiles...) repeat from reply to reply
+# too, and there are many of them: a second, larger cache. A hit returns the
+# same str object as last time, so a reply of 170 units allocates (and later
+# frees) ~170 tuples instead of ~1,800 objects: most of what such a reply cost
+# above the C floor was the cache misses of writing fresh objects.
 cdef enum:
     _KEYS = 1024
     _KEY_MAX = 64
+    _VALS = 4096
+    _VAL_MAX = 64
 cdef object _key_cache = [None] * _KEYS
+cdef object _val_cache = [None] * _VALS
 
 
-cdef object _key_str(const char *s):
+cdef inline object _cached_str(list cache, uint32_t mask, Py_ssize_t max_len, const char *s, bint prehash):
     cdef uint32_t h = 2166136261u
     cdef Py_ssize_t n = 0
     cdef const char *cached
@@ -778,18 +794,27 @@ cdef object _key_str(const char *s):
     while s[n] != 0:
         h = (h ^ <unsigned char>s[n]) * 16777619u
         n += 1
-        if n > _KEY_MAX:
+        if n > max_len:
             return _str(s)
-    h &= _KEYS - 1
-    entry = (<list>_key_cache)[h]
+    h &= mask
+    entry = cache[h]
     if entry is not None:
         cached = PyUnicode_AsUTF8AndSize(entry, &size)
         if size == n and memcmp(cached, s, n) == 0:
             return entry
     value = PyUnicode_DecodeUTF8(s, n, NULL)
-    hash(value)
-    (<list>_key_cache)[h] = value
+    if prehash:
+        hash(value)
+    cache[h] = value
     return value
+
+
+cdef object _key_str(const char *s):
+    return _cached_str(<list>_key_cache, _KEYS - 1, _KEY_MAX, s, True)
+
+
+cdef object _val_str(const char *s):
+    return _cached_str(<list>_val_cache, _VALS - 1, _VAL_MAX, s, False)
 
 
 cdef object _basic_value(char t, _Basic *v):
@@ -957,7 +982,10 @@ cdef tuple _read_members(sd_bus_message *m, const char *contents, _Members *mb, 
         if mb.len[k] == 1 and t != b'v':
             if check(sd_bus_message_read_basic(m, t, &v)) == 0:
                 raise _short_message()
-            x = _basic_value(t, &v)
+            if t == b's' or t == b'o':
+                x = _val_str(v.s)
+            else:
+                x = _basic_value(t, &v)
         else:
             x = _read_elem(m, contents + mb.off[k], mb.len[k], flags, &end)
             if end:
@@ -997,6 +1025,8 @@ cdef object _read_elem(sd_bus_message *m, const char *sig, Py_ssize_t n, int fla
         if check(sd_bus_message_read_basic(m, t, &v)) == 0:
             end[0] = True
             return None
+        if t == b's' or t == b'o':
+            return _val_str(v.s)
         return _basic_value(t, &v)
     if t == b'v':
         return _read_variant(m, flags, end)

@@ -122,6 +122,25 @@ def test_variants_are_unwrapped_by_default_and_kept_on_request(echo_bus) -> None
     assert same(kept, v)
 
 
+def test_repeated_strings_come_back_right_through_the_string_cache(echo_bus) -> None:
+    # Short strings read from replies go through a direct-mapped cache (the
+    # same str object when a string repeats from reply to reply). 6,000
+    # distinct strings overflow it, so slots are taken over by colliding
+    # strings; every value must still be exactly the one sent, every time.
+    rows = [(f"unit-{i}.service", f"/org/x/{i}", "active" if i % 3 else "", "é" * (i % 40))
+            for i in range(6000)]  # fmt: skip
+    long = "x" * 65  # past the cache's length limit
+    for _ in range(3):
+        (got,) = echo(echo_bus, "a(soss)", rows)
+        assert got == rows
+        assert echo(echo_bus, "(ss)as", (long, "short"), ["short", long]) == (
+            (long, "short"),
+            ["short", long],
+        )
+    (again,) = echo(echo_bus, "a(soss)", rows[:10])
+    assert again == rows[:10] and again[1][0] is got[1][0]  # a repeat is the cached object
+
+
 def test_empty_dict_stays_dict_and_list_of_dicts_stays_list(echo_bus) -> None:
     assert echo(echo_bus, "a{sv}", {}) == ({},)
     back = echo(echo_bus, "aa{sv}", [{"a": Variant("i", 1)}, {"b": Variant("i", 2)}, {}])

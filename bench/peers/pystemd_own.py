@@ -26,18 +26,20 @@ def setup(cfg):
     _buses.append(bus)
     dest = cfg.get("dest")
     mpath, upath = cfg["manager_path"], cfg["unit_path"]
+    # interface names built once, as the other peers' snippets do (sdbus_peer.get)
+    manager, unit = S1 + ".Manager", S1 + ".Unit"
 
     def get_version():
-        return bus.get_property(dest, mpath, S1 + ".Manager", "Version")
+        return bus.get_property(dest, mpath, manager, "Version")
 
     def get_active():
-        return bus.get_property(dest, upath, S1 + ".Unit", "ActiveState")
+        return bus.get_property(dest, upath, unit, "ActiveState")
 
     def getall_unit():
-        return bus.get_all_properties(dest, upath, S1 + ".Unit")
+        return bus.get_all_properties(dest, upath, unit)
 
     def list_units():
-        return bus.call(dest, mpath, S1 + ".Manager", "ListUnits")
+        return bus.call(dest, mpath, manager, "ListUnits")
 
     cases = {
         "get_version": helpers.repeat(get_version),
@@ -50,7 +52,7 @@ def setup(cfg):
     # the batch API (docs/bus.md, "Pipelined calls"), measured once it exists
     window = int(cfg.get("window", 128))
     if hasattr(bus, "get_property_many"):
-        version_req = (dest, mpath, S1 + ".Manager", "Version")
+        version_req = (dest, mpath, manager, "Version")
 
         def pipelined_get(n):
             replies = bus.get_property_many([version_req] * n, window=window, return_exceptions=True)
@@ -58,7 +60,7 @@ def setup(cfg):
 
         cases["pipelined_get"] = pipelined_get
     if hasattr(bus, "call_many"):
-        get_req = (dest, mpath, PROPS, "Get", "ss", (S1 + ".Manager", "Version"))
+        get_req = (dest, mpath, PROPS, "Get", "ss", (manager, "Version"))
 
         def pipelined_call(n):
             replies = bus.call_many([get_req] * n, window=window, return_exceptions=True)

@@ -54,7 +54,8 @@ def setup(cfg):
             sbus = DBusAddress(slow["address"].encode(), False)
             sbus.open()
             _buses.append(sbus)
-            # finish sd-bus's lazy authentication now (see pystemd_own.handshake)
+            # finish the lazy authentication now: dbus-daemon drops a connection that
+            # has not authenticated within its auth_timeout (this one is used later)
             sbus.call_method(b"org.freedesktop.DBus", b"/org/freedesktop/DBus",
                              b"org.freedesktop.DBus", b"GetId", [])
         else:

@@ -74,7 +74,8 @@ def setup(cfg):
     if slow:
         sbus = sdbus.sd_bus_open_user()
         _buses.append(sbus)
-        # finish sd-bus's lazy authentication now (see pystemd_own.handshake)
+        # finish sd-bus's lazy authentication now: dbus-daemon drops a connection
+        # that has not authenticated within its auth_timeout (this one is used later)
         sbus.call(sbus.new_method_call_message("org.freedesktop.DBus", "/org/freedesktop/DBus",
                                                "org.freedesktop.DBus", "GetId"))
 
