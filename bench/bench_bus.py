@@ -9,9 +9,10 @@
 Operations (``--only`` names): get (Manager.Version, Unit.ActiveState),
 getall (GetAll org.freedesktop.systemd1.Unit), listunits, pipelined (1000
 Gets in flight, window 128), busy (back-to-back Gets beside a CPU-bound
-Python thread), slow (a 1 s method call beside that thread), rss (RSS growth
-per 10k Gets), private (Get over /run/systemd/private vs through dbus-daemon,
-measured inside the sandbox). Every row of a table is measured in the same
+Python thread), slow (a 1 s method call beside that thread), gil (pystemd's
+Get and busy-thread rows again with bus.gil_hold_us at 0, 500 and 5000 µs),
+rss (RSS growth per 10k Gets), private (Get over /run/systemd/private vs
+through dbus-daemon, measured inside the sandbox). Every row of a table is measured in the same
 interleaved rounds; ratios are to the C floor's row. See bench/README.md.
 """
 
@@ -39,7 +40,8 @@ UNIT_TEXT = (
     "[Unit]\nDescription=bench: an idle unit to read\n[Service]\nExecStart=/bin/sleep infinity\n"
 )
 WINDOW = 128  # the system bus's max_replies_per_connection
-OPS = ("get", "getall", "listunits", "pipelined", "busy", "slow", "rss", "private")
+OPS = ("get", "getall", "listunits", "pipelined", "busy", "slow", "gil", "rss", "private")
+GIL_HOLDS = (0, 500, 5000)  # bus.gil_hold_us settings compared by the "gil" tables
 FLOOR = "C floor (sd-bus)"
 PYSTEMD = "pystemd"
 INNER_MARK = "@@bench-inner-json@@ "
@@ -344,6 +346,48 @@ def run_busy(report: C.Report, runners: list[C.Runner], s: Settings, log: Any) -
     ))  # fmt: skip
 
 
+def run_gil(report: C.Report, runners: list[C.Runner], s: Settings, log: Any) -> None:
+    """pystemd's GIL-held wait window: CPU per Get, and Gets/s beside a busy thread."""
+    floor = next((r for r in runners if r.label == FLOOR), None)
+    ps = next((r for r in runners if r.label == PYSTEMD), None)
+    if ps is None or not ps.has(f"get_version_hold_{GIL_HOLDS[0]}"):
+        log("  [skip] gil: this checkout's pystemd snippet has no gil_hold_us cases")
+        return
+    default = ps.meta.get("gil_hold_us")
+
+    def label(hold: int) -> str:
+        return f"pystemd gil_hold_us={hold}" + (" (default)" if hold == default else "")
+
+    es = [C.Entry(FLOOR, floor, "get_version", reference=True)] if floor else []
+    es += [C.Entry(label(h), ps, f"get_version_hold_{h}") for h in GIL_HOLDS]
+    res = C.measure(es, rounds=s.rounds, round_time=s.round_time, log=log)
+    cols = [
+        C.col_us("min"),
+        C.col_us("median"),
+        C.col_ratio("paired", "×floor paired", digits=3),
+        C.col_us("median", "cpu", "CPU µs/op"),
+        C.col_us("min", "cpu", "CPU µs/op (min)"),
+    ]
+    report.add(C.Table(
+        "Get Manager.Version by GIL-held wait window", res, cols,
+        note="the window is sd_bus_call()'s timeout, so ppoll()'s: one shorter than a timer tick arms"
+        " the CPU's next timer event (reprogramming the timer device: a VM exit on KVM)",
+    ))  # fmt: skip
+    es = [C.Entry(FLOOR, floor, "busy_get", n=s.busy_ms, reference=True)] if floor else []
+    es += [C.Entry(label(h), ps, f"busy_get_hold_{h}", n=s.busy_ms) for h in GIL_HOLDS]
+    res = C.measure(es, rounds=s.busy_rounds, log=log)
+    cols = [
+        C.col_metric("calls_per_s", "Gets/s"),
+        C.col_metric("calls_per_s", "min", agg=min),
+        C.col_metric("calls_per_s", "max", agg=max),
+        C.col_metric("busy_kept", "busy thread kept", scale=100, fmt=C.pct),
+    ]
+    report.add(C.Table(
+        "Back-to-back Gets beside a CPU-bound Python thread, by GIL-held wait window", res, cols,
+        note=f"{s.busy_ms} ms phases as in the busy table; medians of {s.busy_rounds}",
+    ))  # fmt: skip
+
+
 def run_slow(
     report: C.Report, runners: list[C.Runner], s: Settings, slow: Optional[dict[str, Any]], log: Any
 ) -> None:
@@ -519,6 +563,8 @@ def main() -> int:
                 run_busy(report, runners, s, log)
             if "slow" in ops:
                 run_slow(report, runners, s, slow_svc.cfg if slow_svc else None, log)
+            if "gil" in ops:
+                run_gil(report, runners, s, log)
             if "rss" in ops:
                 run_rss(report, runners, s, log)
         finally:

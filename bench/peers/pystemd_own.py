@@ -49,6 +49,26 @@ def setup(cfg):
         "busy_get": lambda n: helpers.busy_calls(get_version, n / 1000),
         "rss_get": lambda n: helpers.rss_growth(get_version, n),
     }
+    # the GIL-held wait window (docs/bus.md "The GIL policy"): the same Gets
+    # with bus.gil_hold_us set for the run, then restored
+    default_hold = bus.gil_hold_us
+
+    def with_hold(hold, fn):
+        def run(n):
+            bus.gil_hold_us = hold
+            try:
+                return fn(n)
+            finally:
+                bus.gil_hold_us = default_hold
+
+        return run
+
+    for hold in (0, 500, 5000):
+        cases[f"get_version_hold_{hold}"] = with_hold(hold, helpers.repeat(get_version))
+        cases[f"busy_get_hold_{hold}"] = with_hold(
+            hold, lambda n: helpers.busy_calls(get_version, n / 1000)
+        )
+    META["gil_hold_us"] = default_hold
     # the batch API (docs/bus.md, "Pipelined calls"), measured once it exists
     window = int(cfg.get("window", 128))
     if hasattr(bus, "get_property_many"):
