@@ -22,6 +22,7 @@ waits with the GIL released. ``wait()`` does not hold the lock while it
 sleeps, and ``close()`` from another thread wakes it up.
 """
 
+cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.datetime cimport import_datetime, datetime_new, timedelta_new
 from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
@@ -47,6 +48,7 @@ from libsystemd.sd_journal cimport *
 from pystemd._errors cimport check, check_ctx, raise_errno
 
 import os as _os
+from collections.abc import ItemsView as _ItemsView, KeysView as _KeysView, Mapping as _Mapping, ValuesView as _ValuesView
 
 cdef extern from "errno.h":
     int errno
@@ -549,6 +551,8 @@ cdef struct EntryRec:
     sd_id128_t boot
     size_t cursor_off
     size_t cursor_len
+    size_t arena_start    # the entry's bytes in the arena: items, then the cursor
+    size_t arena_end
 
 cdef enum:
     VC_SIZE = 1024        # value cache slots
@@ -605,6 +609,266 @@ cdef bytes _fs(object p):
     return b
 
 
+# ---------------------------------------------------------------------------
+# RawEntry: an entry as it is in the journal, its values made when asked for
+
+cdef struct LItem:
+    uint32_t off          # in the entry's bytes
+    uint32_t len          # of FIELD=value
+    int32_t klen          # of FIELD (-1: not indexed yet)
+    int32_t head          # the first item of the same field (itself for the first)
+    int32_t nxt           # the next item of the same field (-1: none)
+    int32_t pad
+
+
+@cython.final
+@cython.freelist(16)
+cdef class RawEntry:
+    """One journal entry, read-only: a Mapping whose values are made when they are read.
+
+    What ``Reader(..., lazy=True)`` yields instead of raw dicts. Reading an
+    entry costs one copy of its bytes; ``entry[field]`` then makes the value
+    the raw dict would hold: bytes (a list of bytes for a field the entry has
+    more than once), ``__REALTIME_TIMESTAMP`` an int of µs,
+    ``__MONOTONIC_TIMESTAMP`` a ``Monotonic(µs, 16-byte boot id)``,
+    ``__CURSOR`` a str. A value is made again at every access (keep it in a
+    variable). ``dict(entry)`` (or :meth:`todict`) is the raw dict, and an
+    entry compares equal to it. Field order, ``len``, ``in``, ``get``,
+    ``keys``/``values``/``items`` are the raw dict's.
+    """
+
+    cdef char *blk            # LItem[n], then the items' bytes and the cursor
+    cdef LItem *it
+    cdef const char *data
+    cdef Py_ssize_t n
+    cdef Py_ssize_t nkeys     # distinct fields (once indexed)
+    cdef int meta
+    cdef bint indexed
+    cdef uint64_t realtime
+    cdef uint64_t monotonic
+    cdef uint8_t boot[16]
+    cdef size_t cursor_off
+    cdef size_t cursor_len
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("RawEntry objects are made by a Reader (lazy=True)")
+
+    def __dealloc__(self):
+        free(self.blk)
+        self.blk = NULL
+
+    cdef int _index(self) except -1:
+        """Find each item's field name and chain the items of a field (at the first access)."""
+        cdef Py_ssize_t i, j
+        cdef const char *p
+        cdef const char *eq
+        cdef LItem *a
+        cdef LItem *b
+        self.nkeys = 0
+        for i in range(self.n):
+            a = &self.it[i]
+            p = self.data + a.off
+            eq = <const char *>memchr(p, c'=', a.len)
+            if eq == NULL:
+                raise ValueError(f"Invalid field in the journal: {p[:min(a.len, 64)]!r} has no '='")
+            a.klen = <int32_t>(eq - p)
+            a.head = <int32_t>i
+            a.nxt = -1
+            for j in range(i):
+                b = &self.it[j]
+                if b.head == j and b.klen == a.klen and memcmp(self.data + b.off, p, <size_t>a.klen) == 0:
+                    while b.nxt >= 0:
+                        b = &self.it[b.nxt]
+                    b.nxt = <int32_t>i
+                    a.head = <int32_t>j
+                    break
+            if a.head == i:
+                self.nkeys += 1
+        self.indexed = True
+        return 0
+
+    cdef object _key(self, Py_ssize_t i):
+        cdef const char *p = self.data + self.it[i].off
+        cdef Py_ssize_t ks = _key_slot(p, self.it[i].klen)
+        if ks >= 0:
+            return <object>_keytab[ks].key
+        return PyUnicode_DecodeUTF8(p, self.it[i].klen, NULL)
+
+    cdef object _one(self, Py_ssize_t i):
+        cdef LItem *a = &self.it[i]
+        return PyBytes_FromStringAndSize(self.data + a.off + a.klen + 1, a.len - a.klen - 1)
+
+    cdef object _values(self, Py_ssize_t i):
+        """The value(s) of the field whose first item is i."""
+        cdef Py_ssize_t j = self.it[i].nxt
+        if j < 0:
+            return self._one(i)
+        out = [self._one(i)]
+        while j >= 0:
+            out.append(self._one(j))
+            j = self.it[j].nxt
+        return out
+
+    cdef Py_ssize_t _find(self, const char *k, Py_ssize_t kl) except -2:
+        """Index of the first item of field k[:kl], or -1."""
+        cdef Py_ssize_t i
+        if not self.indexed:
+            self._index()
+        for i in range(self.n):
+            if self.it[i].klen == kl and self.it[i].head == i and \
+                    memcmp(self.data + self.it[i].off, k, <size_t>kl) == 0:
+                return i
+        return -1
+
+    cdef int _meta_bit(self, object key) noexcept:
+        if key == KEY_REALTIME:
+            return self.meta & M_REALTIME
+        if key == KEY_MONOTONIC:
+            return self.meta & M_MONOTONIC
+        if key == KEY_CURSOR:
+            return self.meta & M_CURSOR
+        return 0
+
+    cdef object _meta_value(self, int bit):
+        if bit == M_REALTIME:
+            return PyLong_FromUnsignedLongLong(self.realtime)
+        if bit == M_MONOTONIC:
+            return _monotonic(PyLong_FromUnsignedLongLong(self.monotonic),
+                              PyBytes_FromStringAndSize(<const char *>self.boot, 16))
+        return PyUnicode_DecodeUTF8(self.data + self.cursor_off, <Py_ssize_t>self.cursor_len, "surrogateescape")
+
+    cdef object _lookup(self, object key):
+        """The value for ``key``, or _FAST when the entry has no such field."""
+        cdef Py_ssize_t i
+        cdef const char *k
+        cdef Py_ssize_t kl
+        cdef int bit
+        if not isinstance(key, str):
+            return _FAST
+        if PyUnicode_IS_COMPACT_ASCII(key):
+            k = <const char *>PyUnicode_DATA(key)
+            kl = PyUnicode_GET_LENGTH(key)
+            if kl > 2 and k[0] == c'_' and k[1] == c'_':
+                bit = self._meta_bit(key)
+                return self._meta_value(bit) if bit else _FAST
+            i = self._find(k, kl)
+        else:
+            b = (<str>key).encode("utf-8", "surrogateescape")
+            i = self._find(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
+        if i < 0:
+            return _FAST
+        return self._values(i)
+
+    def __getitem__(self, key):
+        v = self._lookup(key)
+        if v is _FAST:
+            raise KeyError(key)
+        return v
+
+    def get(self, key, default=None):
+        """``entry[key]`` if the entry has the field ``key``, else ``default``."""
+        v = self._lookup(key)
+        return default if v is _FAST else v
+
+    def __contains__(self, key):
+        cdef const char *k
+        cdef Py_ssize_t kl
+        if not isinstance(key, str):
+            return False
+        if PyUnicode_IS_COMPACT_ASCII(key):
+            k = <const char *>PyUnicode_DATA(key)
+            kl = PyUnicode_GET_LENGTH(key)
+            if kl > 2 and k[0] == c'_' and k[1] == c'_':
+                return self._meta_bit(key) != 0
+            return self._find(k, kl) >= 0
+        return self._lookup(key) is not _FAST
+
+    def __len__(self):
+        if not self.indexed:
+            self._index()
+        return self.nkeys + ((self.meta & M_REALTIME) != 0) + ((self.meta & M_MONOTONIC) != 0) + \
+            ((self.meta & M_CURSOR) != 0)
+
+    cdef list _keys(self):
+        cdef Py_ssize_t i
+        cdef list out = []
+        if not self.indexed:
+            self._index()
+        for i in range(self.n):
+            if self.it[i].head == i:
+                out.append(self._key(i))
+        if self.meta & M_REALTIME:
+            out.append(KEY_REALTIME)
+        if self.meta & M_MONOTONIC:
+            out.append(KEY_MONOTONIC)
+        if self.meta & M_CURSOR:
+            out.append(KEY_CURSOR)
+        return out
+
+    def __iter__(self):
+        return iter(self._keys())
+
+    def keys(self):
+        """The field names, in the entry's order (a KeysView)."""
+        return _KeysView(self)
+
+    def values(self):
+        """The values, made now (a ValuesView)."""
+        return _ValuesView(self)
+
+    def items(self):
+        """(field, value) pairs, the values made as they are reached (an ItemsView)."""
+        return _ItemsView(self)
+
+    cpdef dict todict(self):
+        """The raw dict of this entry: every value made now."""
+        cdef Py_ssize_t i
+        cdef dict d
+        if not self.indexed:
+            self._index()
+        d = _PyDict_NewPresized(self.nkeys + 3)
+        for i in range(self.n):
+            if self.it[i].head == i:
+                PyDict_SetItem(d, self._key(i), self._values(i))
+        if self.meta & M_REALTIME:
+            PyDict_SetItem(d, KEY_REALTIME, self._meta_value(M_REALTIME))
+        if self.meta & M_MONOTONIC:
+            PyDict_SetItem(d, KEY_MONOTONIC, self._meta_value(M_MONOTONIC))
+        if self.meta & M_CURSOR:
+            PyDict_SetItem(d, KEY_CURSOR, self._meta_value(M_CURSOR))
+        return d
+
+    def __eq__(self, other):
+        if isinstance(other, RawEntry):
+            return self.todict() == (<RawEntry>other).todict()
+        if isinstance(other, dict):
+            return self.todict() == other
+        if isinstance(other, _Mapping):
+            return self.todict() == dict(other.items())
+        return NotImplemented
+
+    def __ne__(self, other):
+        r = self.__eq__(other)
+        return r if r is NotImplemented else not r
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"RawEntry({self.todict()!r})"
+
+    def __reduce__(self):
+        return (dict, (self.todict(),))
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+_Mapping.register(RawEntry)
+
+
 cdef class _Reader:
     """sd_journal reader: python-systemd's ``_reader._Reader``, plus fast reads.
 
@@ -638,6 +902,7 @@ cdef class _Reader:
     cdef size_t n_entries, entries_cap
     # mode
     cdef readonly bint _raw
+    cdef readonly bint _lazy            # entries are RawEntry mappings (raw, values made on access)
     cdef int _meta
     cdef char **_proj                   # projected field names (NULL: all fields)
     cdef size_t *_proj_len
@@ -1085,17 +1350,20 @@ cdef class _Reader:
     def _get_all(self):
         """The current entry's fields: {name: bytes or [bytes, ...]} (no conversion)."""
         cdef bint raw = self._raw
+        cdef bint lazy = self._lazy
         cdef int meta = self._meta
         cdef char **proj = self._proj
         self._acquire()
         try:
             self._raw = True
+            self._lazy = False
             self._meta = 0
             self._proj = NULL
             try:
                 e = self._fetch_locked(0, 1, None)
             finally:
                 self._raw = raw
+                self._lazy = lazy
                 self._meta = meta
                 self._proj = proj
             return {} if e is None else e
@@ -1427,8 +1695,10 @@ cdef class _Reader:
 
     # -- fast reads -------------------------------------------------------------------
 
-    def _configure(self, bint raw, fields, int meta):
+    def _configure(self, bint raw, fields, int meta, bint lazy=False):
         """Select what _fetch returns: raw (no conversion), only ``fields``, meta mask.
+
+        ``lazy`` (raw only): RawEntry mappings instead of dicts.
 
         ``fields`` None: every field plus the pseudo-fields in ``meta``. Else a
         list of names: ``"*"`` for every field of the entry, field names (read
@@ -1457,6 +1727,8 @@ cdef class _Reader:
                         raise ValueError(
                             f"invalid field name {f!r} (A-Z, 0-9 and _, not starting with a digit, at most 64)")
                     names.append(f)
+        if lazy and not raw:
+            raise ValueError("lazy entries are raw: pass raw=True with lazy=True")
         encoded = [f.encode() for f in names]
         self._acquire()
         try:
@@ -1482,6 +1754,7 @@ cdef class _Reader:
                 self._proj_enum = 2 <= n <= 64
             self._fields = None if fields is None else tuple(fields)
             self._raw = raw
+            self._lazy = lazy
             self._meta = m
             self.vc_gen += 1
         finally:
@@ -1622,7 +1895,7 @@ cdef class _Reader:
                     t0 = _now_us()
                     r = self._fill(skip, chunk, &got, &end)
                     dt = _now_us() - t0
-            elif self._proj == NULL:
+            elif self._proj == NULL and not self._lazy:
                 # direct: build while enumerating (the GIL is held anyway)
                 if skip != 0:
                     self._after_tail = False
@@ -1678,9 +1951,9 @@ cdef class _Reader:
             if out is None:
                 if got == 0:
                     return None
-                return self._build(&self.entries[0])
+                return self._make(&self.entries[0])
             for i in range(got):
-                out.append(self._build(&self.entries[i]))
+                out.append(self._make(&self.entries[i]))
             total += got
             if r < 0 or end or total >= maxn:
                 return None
@@ -1728,7 +2001,21 @@ cdef class _Reader:
         self.arena_cap = cap
         return 0
 
-    cdef int _add_item(self, const void *d, size_t l) noexcept nogil:
+    cdef inline int _add_item(self, const void *d, size_t l) noexcept nogil:
+        cdef Item *it
+        if self.arena_len + l > self.arena_cap or self.n_items == self.items_cap:
+            if self._make_room(l) < 0:
+                return -ENOMEM
+        it = &self.items[self.n_items]
+        it.off = self.arena_len
+        it.len = l
+        it.src = d
+        memcpy(self.arena + self.arena_len, d, l)
+        self.arena_len += l
+        self.n_items += 1
+        return 0
+
+    cdef int _make_room(self, size_t l) noexcept nogil:
         cdef Item *it
         cdef size_t cap
         if self._grow(l) < 0:
@@ -1740,13 +2027,6 @@ cdef class _Reader:
                 return -ENOMEM
             self.items = it
             self.items_cap = cap
-        it = &self.items[self.n_items]
-        it.off = self.arena_len
-        it.len = l
-        it.src = d
-        memcpy(self.arena + self.arena_len, d, l)
-        self.arena_len += l
-        self.n_items += 1
         return 0
 
     cdef int _read_current(self) noexcept nogil:
@@ -1768,6 +2048,7 @@ cdef class _Reader:
             self.entries = e
             self.entries_cap = cap
         e = &self.entries[self.n_entries]
+        e.arena_start = arena_mark
         if self._proj == NULL:
             sd_journal_restart_data(self.j)
             while True:
@@ -1818,6 +2099,7 @@ cdef class _Reader:
             memcpy(self.arena + self.arena_len, c, l)
             self.arena_len += l
             free(c)
+        e.arena_end = self.arena_len
         self.n_entries += 1
         return 0
 
@@ -2047,6 +2329,40 @@ cdef class _Reader:
 
     cdef inline uint32_t _gen(self) noexcept:
         return (self.vc_gen << 1) | (1 if self._raw else 0)
+
+    cdef inline object _make(self, EntryRec *e):
+        return self._build_lazy(e) if self._lazy else self._build(e)
+
+    cdef object _build_lazy(self, EntryRec *e):
+        """The entry the arena holds at e, as a RawEntry (one copy of its bytes)."""
+        cdef RawEntry r = RawEntry.__new__(RawEntry)
+        cdef size_t span = e.arena_end - e.arena_start
+        cdef size_t head = e.n_items * sizeof(LItem)
+        cdef size_t i
+        cdef Item *src
+        cdef LItem *dst
+        if span > 0xFFFFFFFFU:
+            raise OverflowError("journal entry too large for a RawEntry")
+        r.blk = <char *>malloc(head + span + 1)
+        if r.blk == NULL:
+            raise MemoryError()
+        r.it = <LItem *>r.blk
+        r.data = r.blk + head
+        memcpy(r.blk + head, self.arena + e.arena_start, span)
+        for i in range(e.n_items):
+            src = &self.items[e.first_item + i]
+            dst = &r.it[i]
+            dst.off = <uint32_t>(src.off - e.arena_start)
+            dst.len = <uint32_t>src.len
+            dst.klen = -1
+        r.n = <Py_ssize_t>e.n_items
+        r.meta = self._meta
+        r.realtime = e.realtime
+        r.monotonic = e.monotonic
+        memcpy(r.boot, e.boot.bytes, 16)
+        r.cursor_off = e.cursor_off - e.arena_start if e.cursor_len else 0
+        r.cursor_len = e.cursor_len
+        return r
 
     cdef object _build(self, EntryRec *e):
         """The entry the arena holds at e, as a dict."""

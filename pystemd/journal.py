@@ -71,6 +71,7 @@ from pystemd._journal import (
     SYSTEM_ONLY,
     ClosedJournalError,
     Monotonic,
+    RawEntry,
     _get_catalog,
     _Reader,
 )
@@ -113,6 +114,7 @@ __all__ = [
     "JournalFileWarning",
     "JournalHandler",
     "Monotonic",
+    "RawEntry",
     "Reader",
     "get_catalog",
     "log",
@@ -346,6 +348,7 @@ class Reader(_Reader):
         *,
         raw: bool = False,
         fields: Optional[Iterable[str]] = None,
+        lazy: bool = False,
     ) -> None:
         if flags is None:
             flags = LOCAL_ONLY if path is None and files is None else 0
@@ -368,8 +371,17 @@ class Reader(_Reader):
         self._faithful = any(
             getattr(cls, name) is not getattr(Reader, name) for name in _FAST_PATH_METHODS
         )
+        if lazy:
+            if self._faithful:
+                raise ValueError(
+                    f"lazy=True needs the C read path, which {cls.__name__} overrides "
+                    f"({', '.join(n for n in _FAST_PATH_METHODS if getattr(cls, n) is not getattr(Reader, n))})"
+                )
+            raw = True
         if raw or fields is not None:
-            self._configure(raw, None if fields is None else tuple(fields), _journal.META_ALL)
+            self._configure(
+                raw, None if fields is None else tuple(fields), _journal.META_ALL, bool(lazy)
+            )
 
     def _report_skipped(self, path: PathArg) -> None:
         # sd_journal_open_directory() skips a file it cannot read, silently (journalctl
@@ -420,7 +432,18 @@ class Reader(_Reader):
 
     @raw.setter
     def raw(self, value: bool) -> None:
-        self._configure(bool(value), self._fields, _journal.META_ALL)
+        self._configure(bool(value), self._fields, _journal.META_ALL, self._lazy and bool(value))
+
+    @property
+    def lazy(self) -> bool:
+        """True: entries are :class:`RawEntry` mappings (raw values, made when read)."""
+        return bool(self._lazy)
+
+    @lazy.setter
+    def lazy(self, value: bool) -> None:
+        if value and self._faithful:
+            raise ValueError(f"lazy=True needs the C read path, which {type(self).__name__} overrides")
+        self._configure(bool(value) or self.raw, self._fields, _journal.META_ALL, bool(value))
 
     @property
     def fields(self) -> Optional[tuple[str, ...]]:
@@ -430,7 +453,9 @@ class Reader(_Reader):
 
     @fields.setter
     def fields(self, value: Optional[Iterable[str]]) -> None:
-        self._configure(self.raw, None if value is None else tuple(value), _journal.META_ALL)
+        self._configure(
+            self.raw, None if value is None else tuple(value), _journal.META_ALL, self._lazy
+        )
 
     # -- python-systemd's methods ---------------------------------------------------
 

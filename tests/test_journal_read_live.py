@@ -299,14 +299,18 @@ def test_this_boot_and_opening_by_flags(sb: Sandbox) -> None:
         r.this_boot(uuid.UUID(int=1))
         assert r.read_batch(50) == []
     # inside the sandbox, by flags (this_boot()/this_machine() default to the container's ids)
+    # the sandbox keeps logging: count the entries up to a time taken first (and
+    # visible by the first read), so that every opening counts the same ones
     code = (
+        "import time\n"
         "from pystemd.journal import Reader, RUNTIME_ONLY, LOCAL_ONLY, SYSTEM\n"
+        "cut = time.time_ns() // 1000; time.sleep(0.3)\n"
         "counts = []\n"
         "for flags in (LOCAL_ONLY, RUNTIME_ONLY, SYSTEM, None):\n"
         "    kw = {} if flags is None else {'flags': flags}\n"
-        "    with Reader(**kw, fields=['MESSAGE']) as r:\n"
+        "    with Reader(**kw, raw=True, fields=['MESSAGE', '__REALTIME_TIMESTAMP']) as r:\n"
         "        r.this_boot(); r.this_machine()\n"
-        "        counts.append(len(r.read_batch(100000)))\n"
+        "        counts.append(sum(e['__REALTIME_TIMESTAMP'] <= cut for e in r.read_batch(100000)))\n"
         "print(counts)\n"
     )
     out = sb.run([sys.executable, "-c", code], check=False)
