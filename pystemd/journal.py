@@ -442,7 +442,9 @@ class Reader(_Reader):
     @lazy.setter
     def lazy(self, value: bool) -> None:
         if value and self._faithful:
-            raise ValueError(f"lazy=True needs the C read path, which {type(self).__name__} overrides")
+            raise ValueError(
+                f"lazy=True needs the C read path, which {type(self).__name__} overrides"
+            )
         self._configure(bool(value) or self.raw, self._fields, _journal.META_ALL, bool(value))
 
     @property

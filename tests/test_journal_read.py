@@ -291,6 +291,157 @@ def test_raw_mode_types(journals: Journals) -> None:
     assert isinstance(e["__CURSOR"], str)
 
 
+def test_custom_converters_on_every_read_path(journals: Journals) -> None:
+    # the first reads after opening copy the entry first (GIL released), later ones
+    # build it while libsystemd enumerates it; gil_hold_us=0 copies every entry
+    def upper(v: bytes) -> str:
+        return v.decode().upper()
+
+    def reject(v: bytes) -> Any:
+        raise ValueError("no")
+
+    conv = {"MESSAGE": upper, "_PID": reject, "PRIORITY": str, "__CURSOR": lambda c: ("c", c)}
+    for kw in ({"files": [journals.tricky]}, {"path": journals.realistic_dir}):
+        with Reader(raw=True, **kw) as r:  # type: ignore[arg-type]
+            raw = read_all(r)
+        for hold in (journal._journal.DEFAULT_GIL_HOLD_US, 0):
+            with Reader(converters=conv, **kw) as r:  # type: ignore[arg-type]
+                r.gil_hold_us = hold
+                want = [r._convert_entry(e) for e in raw]
+                for got in (
+                    read_all(r),
+                    (r.seek_head(), [e for b in r.iter_batches(64) for e in b])[1],
+                ):
+                    assert len(got) == len(want)
+                    for a, b in zip(got, want):
+                        assert list(a) == list(b)
+                        for k in a:
+                            assert type(a[k]) is type(b[k]) and a[k] == b[k], k
+                            if isinstance(a[k], list):
+                                assert [type(x) for x in a[k]] == [type(x) for x in b[k]]
+
+
+def test_converters_cannot_use_their_reader(journals: Journals) -> None:
+    # the reader is in the middle of an entry while it converts one: a converter
+    # that moves it, reads from it or closes it gets RuntimeError, not a mixed entry
+    calls: list[Any] = []
+    with Reader(path=journals.realistic_dir, raw=True, fields=["SYSLOG_IDENTIFIER"]) as plain:
+        idents = [e["SYSLOG_IDENTIFIER"].decode() for e in plain]
+    for misuse in (
+        lambda r: r.get_next(),
+        lambda r: r.seek_head(),
+        lambda r: r._get("MESSAGE"),
+        lambda r: r.read_batch(2),
+        lambda r: r.close(),
+    ):
+        with Reader(path=journals.realistic_dir) as r:
+            r.converters["SYSLOG_IDENTIFIER"] = lambda v, r=r, misuse=misuse: (
+                calls.append(misuse) or misuse(r)
+            )
+            for _ in range(5):  # past the first (copied) reads, onto the direct path
+                with pytest.raises(RuntimeError, match="inside one of its converters"):
+                    r.get_next()
+            del r.converters["SYSLOG_IDENTIFIER"]
+            # nothing was lost or mixed: the reader goes on with the next entry
+            assert r.get_next()["SYSLOG_IDENTIFIER"] == idents[5]
+            assert not r.closed
+    assert len(calls) == 25
+
+
+def test_lazy_entries_are_the_raw_dicts(journals: Journals) -> None:
+    from collections.abc import Mapping
+
+    cases: list[tuple[dict[str, Any], list[Any]]] = [
+        ({"files": [journals.tricky]}, [None, ["*"], ["MESSAGE", "TAG", "__CURSOR", "NOPE"]]),
+        ({"path": journals.realistic_dir}, [None, ["*"], ["_PID", "MESSAGE"], ["MESSAGE"]]),
+        ({"path": journals.many_dir}, [None]),
+    ]
+    for kw, projections in cases:
+        for fields in projections:
+            with Reader(raw=True, fields=fields, **kw) as r:
+                want = read_all(r)
+            for hold in (journal._journal.DEFAULT_GIL_HOLD_US, 0):
+                with Reader(lazy=True, fields=fields, **kw) as r:
+                    assert r.lazy and r.raw
+                    r.gil_hold_us = hold
+                    one = read_all(r)
+                    r.seek_head()
+                    batched = [e for b in r.iter_batches(50) for e in b]
+                assert len(one) == len(batched) == len(want)
+                for a, b, w in zip(one, batched, want):
+                    assert type(a) is journal.RawEntry and isinstance(a, Mapping)
+                    assert a == w and b == w and w == a and not (a != w)
+                    d = dict(a)
+                    assert d == w and list(d) == list(w) and a.todict() == w
+                    assert list(a) == list(w) and len(a) == len(w)
+                    assert list(a.items()) == list(w.items()) and list(a.values()) == list(
+                        w.values()
+                    )
+                    for k, v in w.items():
+                        assert k in a and type(a[k]) is type(v) and a[k] == v and a.get(k) == v
+                        if isinstance(v, list):
+                            assert [type(x) for x in a[k]] == [type(x) for x in v]
+            if fields is None:  # against journalctl itself, field for field
+                export = g.journalctl_export(**{"files" if "files" in kw else "directory": (
+                    kw["files"] if "files" in kw else kw["path"])})  # fmt: skip
+                with Reader(lazy=True, **kw) as r:
+                    compare_with_export(read_all(r), export)
+
+
+def test_lazy_entry_as_a_mapping(journals: Journals) -> None:
+    import copy
+    import pickle
+
+    with Reader(files=[journals.tricky], lazy=True) as r:
+        entries = read_all(r)
+        e = entries[5]  # "repeated": TAG four times
+    # the entry owns its bytes: the closed reader does not matter
+    assert e["MESSAGE"] == b"repeated" and e["TAG"] == [b"a", b"b", b"\xff", b"c"]
+    assert e["TAG"] is not e["TAG"]  # made at every access
+    assert e["__REALTIME_TIMESTAMP"] == g.T0 + 5 * 1000 and isinstance(e["__CURSOR"], str)
+    assert e["__MONOTONIC_TIMESTAMP"] == Monotonic(
+        (5_000_000 + 5 * 1000, uuid.UUID(g.BOOT_A).bytes)
+    )
+    for missing in ("NOPE", "__NOPE", "__", "", "caf\xe9", 5, b"MESSAGE", None):
+        assert missing not in e and e.get(missing) is None and e.get(missing, 7) == 7  # type: ignore[arg-type]
+        with pytest.raises(KeyError):
+            e[missing]  # type: ignore[index]
+    assert len(e) == len(set(e)) == 6  # _BOOT_ID, MESSAGE, TAG and the three pseudo-fields
+    assert e != {} and e != entries[4] and e == entries[5] and e != "x"
+    with pytest.raises(TypeError):
+        hash(e)
+    back = pickle.loads(pickle.dumps(e))
+    assert type(back) is dict and back == e
+    assert copy.copy(e) is e and copy.deepcopy(e) is e
+    assert repr(e).startswith("RawEntry({'_BOOT_ID': b'") and "'TAG': [b'a', b'b'," in repr(e)
+    with pytest.raises(TypeError):
+        journal.RawEntry()
+    big = next(
+        x
+        for x in entries
+        if "BIG" in x and isinstance(x["BIG"], bytes) and len(x["BIG"]) == 200_000
+    )
+    assert big["BIG"][:4] and len(big.todict()["BIG"]) == 200_000
+    # switching modes on an open reader
+    with Reader(files=[journals.tricky], raw=True) as r:
+        assert type(r.get_next()) is dict
+        r.lazy = True
+        assert type(r.get_next()) is journal.RawEntry and r.raw
+        r.fields = ["MESSAGE"]
+        assert r.get_next() == {"MESSAGE": b"bin\x00ary\x01\x02"}
+        r.lazy = False
+        assert type(r.get_next()) is dict
+        with pytest.raises(ValueError, match="lazy entries are raw"):
+            r._configure(False, None, journal._journal.META_ALL, True)
+
+    class Overrides(Reader):
+        def _convert_field(self, key: str, value: Any) -> Any:
+            return value
+
+    with pytest.raises(ValueError, match="lazy=True needs the C read path"):
+        Overrides(files=[journals.tricky], lazy=True)
+
+
 # -- projection and batches ---------------------------------------------------------------------------
 
 
