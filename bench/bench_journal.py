@@ -215,7 +215,7 @@ def setup(cfg):
     META["module"] = pj.__file__
     d = cfg["dir"]
 
-    def loop(r):
+    def loop(r, touch=False):
         _readers.append(r)
         nxt = r.__next__
 
@@ -223,14 +223,17 @@ def setup(cfg):
             i = 0
             while i < n:
                 try:
-                    nxt()
+                    e = nxt()
                 except StopIteration:
                     r.seek_head()
                     continue
+                if touch:  # the consumer reads every value
+                    for k in e:
+                        e[k]
                 i += 1
         return run
 
-    def batches(r, size):
+    def batches(r, size, touch=False):
         _readers.append(r)
 
         def run(n):
@@ -240,26 +243,41 @@ def setup(cfg):
                 if not b:
                     r.seek_head()
                     continue
+                if touch:
+                    for e in b:
+                        for k in e:
+                            e[k]
                 i += len(b)
         return run
 
     proj = ["MESSAGE", "_PID", "__REALTIME_TIMESTAMP"]
+    nocursor = ["*", "__REALTIME_TIMESTAMP", "__MONOTONIC_TIMESTAMP"]
     always = pj.Reader(path=d)
     always.gil_hold_us = 0
-    return {
+    cases = {
         "dicts-busy": helpers_busy(loop(pj.Reader(path=d))),
         "dicts-busy-release": helpers_busy(loop(always)),
         "dicts-batch-busy": helpers_busy(batches(pj.Reader(path=d), 256)),
         "dropin": loop(dj.Reader(path=d)),
         "dicts": loop(pj.Reader(path=d)),
         "dicts-batch": batches(pj.Reader(path=d), 256),
+        "dicts-nocursor": loop(pj.Reader(path=d, fields=nocursor)),
         "raw": loop(pj.Reader(path=d, raw=True, fields=["*"])),
         "raw-batch": batches(pj.Reader(path=d, raw=True, fields=["*"]), 256),
+        "raw-touch": loop(pj.Reader(path=d, raw=True, fields=["*"]), touch=True),
         "raw+meta": loop(pj.Reader(path=d, raw=True)),
         "proj3": loop(pj.Reader(path=d, raw=True, fields=proj)),
         "proj3-batch": batches(pj.Reader(path=d, raw=True, fields=proj), 256),
         "proj1": loop(pj.Reader(path=d, fields=["MESSAGE"])),
     }
+    if hasattr(pj, "RawEntry"):  # lazy=True
+        cases.update({
+            "lazy": loop(pj.Reader(path=d, lazy=True, fields=["*"])),
+            "lazy-batch": batches(pj.Reader(path=d, lazy=True, fields=["*"]), 256),
+            "lazy-touch": loop(pj.Reader(path=d, lazy=True, fields=["*"]), touch=True),
+            "lazy-batch-touch": batches(pj.Reader(path=d, lazy=True, fields=["*"]), 256, touch=True),
+        })
+    return cases
 
 def teardown():
     for r in _readers:
@@ -483,8 +501,19 @@ def bench_read(s: Settings, report: C.Report, work: Path) -> None:
             e("drop-in dicts (systemd.journal)", "pystemd", "dropin", subject=True),
             e("pystemd dicts", "pystemd", "dicts", subject=True),
             e("pystemd dicts, read_batch(256)", "pystemd", "dicts-batch", subject=True),
+            e("pystemd dicts without __CURSOR", "pystemd", "dicts-nocursor"),
             e("pystemd raw", "pystemd", "raw", subject=True),
             e("pystemd raw, read_batch(256)", "pystemd", "raw-batch", subject=True),
+            e("pystemd raw, every value read", "pystemd", "raw-touch", subject=True),
+            e("pystemd raw lazy=True", "pystemd", "lazy", subject=True),
+            e("pystemd raw lazy=True, read_batch(256)", "pystemd", "lazy-batch", subject=True),
+            e("pystemd raw lazy=True, every value read", "pystemd", "lazy-touch", subject=True),
+            e(
+                "pystemd raw lazy, read_batch, every value read",
+                "pystemd",
+                "lazy-batch-touch",
+                subject=True,
+            ),
             e("pystemd raw + cursor, timestamps", "pystemd", "raw+meta", subject=True),
             e("pystemd projected (3 fields)", "pystemd", "proj3", subject=True),
             e("pystemd projected (3), read_batch(256)", "pystemd", "proj3-batch", subject=True),
@@ -500,7 +529,13 @@ def bench_read(s: Settings, report: C.Report, work: Path) -> None:
         ]
         by = {r.label: r for r in res}
         dict_rows = [r for r in res if not r.entry.subject or "dicts" in r.label]
-        raw_rows = [r for r in res if not r.entry.subject or "dicts" not in r.label]
+        dict_rows = [r for r in dict_rows if "without __CURSOR" not in r.label]
+        dict_rows += [r for r in res if "without __CURSOR" in r.label]
+        raw_rows = [
+            r
+            for r in res
+            if (not r.entry.subject or "dicts" not in r.label) and "without __CURSOR" not in r.label
+        ]
         report.add(C.Table(
             f"Reading {s.entries:,} entries as python-systemd's dicts (converted values, cursor, timestamps)",
             [r for r in dict_rows if r.label in by],
@@ -513,7 +548,9 @@ def bench_read(s: Settings, report: C.Report, work: Path) -> None:
             raw_rows,
             cols,
             targets=[faster_than(FLOOR, 0.8, "≥ 0.8× C floor")],
-            note="raw: every field, no pseudo-fields; projected: MESSAGE, _PID, __REALTIME_TIMESTAMP / MESSAGE",
+            note="raw: every field, no pseudo-fields (dicts of bytes; lazy=True: RawEntry mappings whose values "
+            "are made when read, so 'every value read' is the cost when the consumer reads them all); "
+            "projected: MESSAGE, _PID, __REALTIME_TIMESTAMP / MESSAGE",
         ))  # fmt: skip
         # fixed counts: long enough for the threads to take turns (5 ms slices)
         busy = [
