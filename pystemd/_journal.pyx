@@ -2107,7 +2107,6 @@ cdef class _Reader:
         """Enumerate the entry, keeping the first value of each projected field, in projection order."""
         cdef const void *d
         cdef size_t l, klen
-        cdef const char *eq
         cdef int r
         cdef Py_ssize_t i, k, n = self._n_proj
         cdef uint64_t found = 0
@@ -2120,12 +2119,11 @@ cdef class _Reader:
                 break
             if r < 0:
                 return r
-            eq = <const char *>memchr(d, c'=', l if l < 66 else 66)
-            if eq == NULL:
-                continue
-            klen = eq - <const char *>d
             for i in range(n):
-                if self._proj_len[i] == klen and not (found >> i) & 1 and memcmp(self._proj[i], d, klen) == 0:
+                # FIELD= at the start: the name's length tells where '=' must be
+                klen = self._proj_len[i]
+                if l > klen and (<const char *>d)[klen] == c'=' and (<const char *>d)[0] == self._proj[i][0] \
+                        and not (found >> i) & 1 and memcmp(self._proj[i], d, klen) == 0:
                     r = self._add_item(d, l)
                     if r < 0:
                         return r
