@@ -6,20 +6,25 @@ arguments, same exceptions) and adds the pieces the façade
 (:mod:`pystemd.journal`) builds its fast paths on:
 
 * ``_fetch(skip)`` / ``_fetch_batch(n)``: move and read whole entries in one
-  call. The libsystemd part (``sd_journal_next`` + enumerate or
-  ``sd_journal_get_data`` + timestamps + cursor) runs with the GIL released
-  and copies the entry into a scratch arena; the dict is then built with the
-  GIL held: keys interned once per process, values converted in C when the
-  converter is one of the defaults, repeated ``KEY=value`` items served from a
-  per-reader cache, boot ids turned into ``uuid.UUID`` once.
-* ``_configure(raw, fields, meta)``: raw mode (no conversion) and field
+  call. While the journal's pages are in memory (the GIL is kept), each item
+  goes into the dict as ``sd_journal_enumerate_data`` returns it (no copy);
+  when a read may wait for the disk, the libsystemd part (``sd_journal_next``
+  + enumerate or ``sd_journal_get_data`` + timestamps + cursor) runs with the
+  GIL released, copying up to 32 entries into a scratch arena, and the dicts
+  are built from the copy. Either way: keys interned once per process,
+  values converted in C when the converter is one of the defaults, repeated
+  ``KEY=value`` items served from a per-reader cache, boot ids turned into
+  ``uuid.UUID`` once.
+* ``_configure(raw, fields, meta, lazy)``: raw mode (no conversion), field
   projection (only the named fields are read: one with
-  ``sd_journal_get_data``, several in one pass over the entry's items).
+  ``sd_journal_get_data``, several in one pass over the entry's items) and
+  lazy entries (``RawEntry``: one copy of the entry, values made on access).
 
 Threading: one sd_journal may be used by one thread at a time, so every
 method takes the reader's (re-entrant) lock; a thread that has to wait for it
 waits with the GIL released. ``wait()`` does not hold the lock while it
-sleeps, and ``close()`` from another thread wakes it up.
+sleeps, and ``close()`` from another thread wakes it up. While an entry is
+being built the reader refuses calls from the building thread (a converter).
 """
 
 cimport cython

@@ -17,6 +17,8 @@ plus what its users asked for:
 * ``raw=True``: no conversion, values are the bytes in the journal
   (``__REALTIME_TIMESTAMP`` an int of µs, ``__MONOTONIC_TIMESTAMP`` a
   ``Monotonic(µs, 16-byte boot id)``, ``__CURSOR`` a str);
+* ``lazy=True``: raw entries as :class:`RawEntry` mappings, one copy of the
+  entry each, values made when read (cheap when most values are not read);
 * ``fields=[...]``: projection, only those fields are read (one with
   ``sd_journal_get_data``, several in one pass over the entry; ``"*"`` for
   every field, and the pseudo-fields ``__CURSOR``, ``__REALTIME_TIMESTAMP``
@@ -329,7 +331,9 @@ class Reader(_Reader):
 
     ``converters`` update :data:`DEFAULT_CONVERTERS` (field name -> function
     of the raw value; a ``ValueError`` keeps the raw value). ``raw=True``
-    skips conversion; ``fields`` limits what is read (see the module doc).
+    skips conversion; ``lazy=True`` (raw) yields :class:`RawEntry` mappings
+    whose values are made when read; ``fields`` limits what is read (see the
+    module doc).
 
     Entries are dicts: a field that occurs more than once is a list of its
     values. Iteration ends at the end of the journal (use :meth:`follow` to
