@@ -1017,19 +1017,21 @@ def test_no_fd_or_memory_leak(journals: Journals) -> None:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
-    with Reader(path=journals.realistic_dir) as r:
-        for _ in range(2):
-            r.seek_head()
-            list(r)
-        gc.collect()
-        base = rss()
-        for _ in range(5):
-            r.seek_head()
-            list(r)
-            r.seek_head()
-            r.read_batch(5000)
-        gc.collect()
-        assert rss() - base < 16 * 1024 * 1024
+    for kw in ({}, {"lazy": True}):
+        with Reader(path=journals.realistic_dir, **kw) as r:  # type: ignore[arg-type]
+            for _ in range(2):
+                r.seek_head()
+                list(r)
+            gc.collect()
+            base = rss()
+            for _ in range(5):
+                r.seek_head()
+                for e in r:
+                    e.get("MESSAGE"), len(e), list(e.items())
+                r.seek_head()
+                r.read_batch(5000)
+            gc.collect()
+            assert rss() - base < 16 * 1024 * 1024
 
 
 def test_exit_with_open_readers_prints_nothing(tmp_path: Path, journals: Journals) -> None:
