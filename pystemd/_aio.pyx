@@ -244,8 +244,12 @@ cdef class Driver:
         try:
             r = sd_bus_call_async(b.bus, &call.slot, m, _on_reply, <void *>call, call.usec)
             if r >= 0:
-                sd_bus_slot_set_destroy_callback(call.slot, _release_userdata)
-                Py_INCREF(call)
+                r = sd_bus_slot_set_destroy_callback(call.slot, _release_userdata)
+                if r < 0:  # cancel the call: nothing would release `call`
+                    sd_bus_slot_unref(call.slot)
+                    call.slot = NULL
+                else:
+                    Py_INCREF(call)
         finally:
             b.release()
         call.m = NULL
@@ -467,7 +471,11 @@ cdef class Match:
             if rc == -EINVAL:
                 raise ValueError(f"invalid match rule {self.rule!r}")
             check_ctx(rc, f"add match {self.rule!r}")
-            sd_bus_slot_set_destroy_callback(self.slot, _release_userdata)
+            rc = sd_bus_slot_set_destroy_callback(self.slot, _release_userdata)
+            if rc < 0:
+                sd_bus_slot_unref(self.slot)
+                self.slot = NULL
+                check_ctx(rc, "sd_bus_slot_set_destroy_callback")
             Py_INCREF(self)
         finally:
             b.release()

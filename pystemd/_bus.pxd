@@ -110,3 +110,10 @@ cdef int append_value(sd_bus_message *m, const char *sig, Py_ssize_t n, object v
 cdef tuple read_body(sd_bus_message *m, int flags)
 cdef object read_value(sd_bus_message *m, char t, const char *contents, int flags)
 cdef Py_ssize_t complete_type_len(const char *sig) except -1
+
+# Around a synchronous sd-bus call made without the GIL (sd_bus_call,
+# sd_bus_request_name...): messages other threads drop meanwhile are
+# unreferenced afterwards, with the GIL, by the thread that drove the bus
+# (sd-bus reference counts are not atomic).
+cdef list _busy_enter(sd_bus *bus)
+cdef void _busy_exit(sd_bus *bus, list pending) noexcept

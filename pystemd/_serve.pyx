@@ -37,7 +37,7 @@ from libc.string cimport strlen
 from libsystemd.sd_bus cimport *
 from pystemd._bus cimport (
     Bus, Message, append_args, append_value, read_body, read_value,
-    complete_type_len, READ_KEEP_VARIANTS,
+    complete_type_len, READ_KEEP_VARIANTS, _busy_enter, _busy_exit,
 )
 from pystemd._errors cimport check, check_ctx
 
@@ -503,11 +503,15 @@ cdef int _ensure_server(Bus bus) except -1:
     """Install the postponing filter once per bus (the bus lock must be held)."""
     cdef sd_bus_slot *slot = NULL
     cdef _Server srv
+    cdef int r
     if bus in _servers:
         return 0
     srv = _Server(bus)
     check_ctx(sd_bus_add_filter(bus.bus, &slot, _filter_cb, <void *>srv), "sd_bus_add_filter")
-    sd_bus_slot_set_destroy_callback(slot, _server_destroyed)
+    r = sd_bus_slot_set_destroy_callback(slot, _server_destroyed)
+    if r < 0:
+        sd_bus_slot_unref(slot)  # nothing refers to srv through it yet
+        check_ctx(r, "sd_bus_slot_set_destroy_callback")
     Py_INCREF(srv)
     _float(slot)
     _servers[bus] = srv
@@ -574,8 +578,9 @@ cdef class Export:
                 # callback clears self.slot and releases the reference the
                 # slot held on us.
                 sd_bus_slot_ref(s)
-                sd_bus_slot_set_floating(s, 0)
+                r = sd_bus_slot_set_floating(s, 0)
                 sd_bus_slot_unref(s)
+                check_ctx(r, "sd_bus_slot_set_floating")
         finally:
             (<Bus>b).release()
 
@@ -691,7 +696,10 @@ def add_vtable(bus, path, interface, members, *, uint64_t flags=0):
                 f"signatures, or an interface reserved by sd-bus)"
             )
         check_ctx(r, f"export of {interface} at {path}")
-        sd_bus_slot_set_destroy_callback(slot, _export_destroyed)
+        r = sd_bus_slot_set_destroy_callback(slot, _export_destroyed)
+        if r < 0:
+            sd_bus_slot_unref(slot)  # removes the half-made export
+            check_ctx(r, "sd_bus_slot_set_destroy_callback")
         Py_INCREF(ex)              # released by _export_destroyed
         ex.slot = slot             # borrowed from here on: the bus owns the slot
         _float(slot)
@@ -927,10 +935,15 @@ def request_name(bus, name, uint64_t flags=0):
     cdef int r
     if not sd_bus_service_name_is_valid(n) or n.startswith(b":"):
         raise ValueError(f"invalid well-known bus name {name!r}")
+    cdef list pending
     b.acquire()
     try:
-        with nogil:
-            r = sd_bus_request_name(b.bus, c, flags)
+        pending = _busy_enter(b.bus)
+        try:
+            with nogil:
+                r = sd_bus_request_name(b.bus, c, flags)
+        finally:
+            _busy_exit(b.bus, pending)
     finally:
         if b._wakeup is not None:
             b.left_behind()   # a synchronous call: it may have queued messages unread
@@ -947,10 +960,15 @@ def release_name(bus, name):
     cdef int r
     if not sd_bus_service_name_is_valid(n) or n.startswith(b":"):
         raise ValueError(f"invalid well-known bus name {name!r}")
+    cdef list pending
     b.acquire()
     try:
-        with nogil:
-            r = sd_bus_release_name(b.bus, c)
+        pending = _busy_enter(b.bus)
+        try:
+            with nogil:
+                r = sd_bus_release_name(b.bus, c)
+        finally:
+            _busy_exit(b.bus, pending)
     finally:
         if b._wakeup is not None:
             b.left_behind()   # a synchronous call: it may have queued messages unread
