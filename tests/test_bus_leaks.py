@@ -102,7 +102,9 @@ def test_timeouts_and_signals_leak_nothing(echo_address) -> None:
             eb.call(*E, "Sleep", "d", (0.0,))  # the late replies are dropped meanwhile
 
         mem, fds = growth(work, 100, 1000)
-    assert timed_out[0] >= 0.9 * timed_out[1], f"only {timed_out[0]} of {timed_out[1]} calls timed out"
+    assert timed_out[0] >= 0.9 * timed_out[1], (
+        f"only {timed_out[0]} of {timed_out[1]} calls timed out"
+    )
     assert fds == 0
     assert mem < 2 << 20, f"RSS grew {mem} bytes over 1000 rounds"
 
