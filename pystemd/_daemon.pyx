@@ -265,46 +265,37 @@ def listen_fds_with_names(bint unset_environment):
 # --------------------------------------------------------------------------
 # what is this fd?
 
-def is_fifo(int fd, path=None, what=None):
-    """sd_is_fifo(fd, path) -> bool. ``path`` is bytes or None."""
+ctypedef int (*_fd_path_test)(int fd, const char *path) noexcept nogil
+
+
+cdef bint _test_fd_path(_fd_path_test test, int fd, object path, object what) except -1:
+    # sd_is_fifo/sd_is_special/sd_is_mq: a path makes it stat() the file
+    # (without the GIL); the answer or a checked error
     cdef const char *p = NULL
     cdef int r
     if path is None:
-        r = sd_is_fifo(fd, NULL)
+        r = test(fd, NULL)
     else:
         p = _cstr(path, "path")
         with nogil:
-            r = sd_is_fifo(fd, p)
+            r = test(fd, p)
     check_ctx(r, _path_ctx(path) if what is None else what)
     return r > 0
+
+
+def is_fifo(int fd, path=None, what=None):
+    """sd_is_fifo(fd, path) -> bool. ``path`` is bytes or None."""
+    return _test_fd_path(sd_is_fifo, fd, path, what)
 
 
 def is_special(int fd, path=None, what=None):
     """sd_is_special(fd, path) -> bool (a special file such as /proc/kmsg or a device)."""
-    cdef const char *p = NULL
-    cdef int r
-    if path is None:
-        r = sd_is_special(fd, NULL)
-    else:
-        p = _cstr(path, "path")
-        with nogil:
-            r = sd_is_special(fd, p)
-    check_ctx(r, _path_ctx(path) if what is None else what)
-    return r > 0
+    return _test_fd_path(sd_is_special, fd, path, what)
 
 
 def is_mq(int fd, path=None, what=None):
     """sd_is_mq(fd, path) -> bool (a POSIX message queue)."""
-    cdef const char *p = NULL
-    cdef int r
-    if path is None:
-        r = sd_is_mq(fd, NULL)
-    else:
-        p = _cstr(path, "path")
-        with nogil:
-            r = sd_is_mq(fd, p)
-    check_ctx(r, _path_ctx(path) if what is None else what)
-    return r > 0
+    return _test_fd_path(sd_is_mq, fd, path, what)
 
 
 def is_socket(int fd, int family, int type, int listening, what=None):
