@@ -330,11 +330,10 @@ cdef class Driver:
             self._fill_window()
             self._kick()
 
-    def call(self, destination, path, interface, member, signature="", args=(),
-             *, timeout=None, int flags=0):
-        """Send a method call now; returns a Future of the reply body (a tuple)."""
+    cdef object _start(self, destination, path, interface, member, signature, object args,
+                       int kind, int flags, uint64_t usec):
+        # build the method call under the bus lock and submit it as ``kind``
         cdef sd_bus_message *m = NULL
-        cdef uint64_t usec = _usec(timeout)
         cdef Bus b = self.bus
         self._check_usable()
         b.acquire()
@@ -350,43 +349,26 @@ cdef class Driver:
                 raise
         finally:
             b.release()
-        return self._submit(self._new_call(m, KIND_CALL, flags, usec))
+        return self._submit(self._new_call(m, kind, flags, usec))
+
+    def call(self, destination, path, interface, member, signature="", args=(),
+             *, timeout=None, int flags=0):
+        """Send a method call now; returns a Future of the reply body (a tuple)."""
+        cdef uint64_t usec = _usec(timeout)
+        return self._start(destination, path, interface, member, signature, args,
+                           KIND_CALL, flags, usec)
 
     def get_property(self, destination, path, interface, name, *, timeout=None, int flags=0):
         """Future of Properties.Get, unwrapped (flags: KEEP_VARIANTS)."""
-        cdef sd_bus_message *m = NULL
         cdef uint64_t usec = _usec(timeout)
-        cdef Bus b = self.bus
-        self._check_usable()
-        b.acquire()
-        try:
-            m = b.new_method_call(destination, path, "org.freedesktop.DBus.Properties", "Get")
-            try:
-                append_args(m, b"ss", (interface, name))
-            except BaseException:
-                sd_bus_message_unref(m)
-                raise
-        finally:
-            b.release()
-        return self._submit(self._new_call(m, KIND_GET, flags, usec))
+        return self._start(destination, path, "org.freedesktop.DBus.Properties", "Get", b"ss",
+                           (interface, name), KIND_GET, flags, usec)
 
     def get_all_properties(self, destination, path, interface, *, timeout=None, int flags=0):
         """Future of Properties.GetAll as a dict (interface None: all of them)."""
-        cdef sd_bus_message *m = NULL
         cdef uint64_t usec = _usec(timeout)
-        cdef Bus b = self.bus
-        self._check_usable()
-        b.acquire()
-        try:
-            m = b.new_method_call(destination, path, "org.freedesktop.DBus.Properties", "GetAll")
-            try:
-                append_args(m, b"s", ("" if interface is None else interface,))
-            except BaseException:
-                sd_bus_message_unref(m)
-                raise
-        finally:
-            b.release()
-        return self._submit(self._new_call(m, KIND_GET_ALL, flags, usec))
+        return self._start(destination, path, "org.freedesktop.DBus.Properties", "GetAll", b"s",
+                           ("" if interface is None else interface,), KIND_GET_ALL, flags, usec)
 
     def fail_all(self, exc, bint fatal=False):
         """Fail every pending call with exc and forget them (``fatal``: the connection is gone)."""
