@@ -26,6 +26,7 @@ from libc.stdint cimport uint8_t, uint64_t, UINT64_MAX
 from libsystemd.sd_bus cimport *
 from pystemd._bus cimport (
     Bus, Message, Variant, append_args, read_body, read_value, READ_KEEP_VARIANTS,
+    cstr_arg, _timeout_usec,
 )
 from pystemd._errors cimport check, check_ctx, bus_error_from
 
@@ -39,30 +40,6 @@ cdef enum:
     KIND_CALL = 0
     KIND_GET = 1
     KIND_GET_ALL = 2
-
-
-cdef bytes _cstr(object value, str what):
-    if isinstance(value, str):
-        b = (<str>value).encode("utf-8")
-    elif isinstance(value, bytes):
-        b = value
-    else:
-        raise TypeError(f"{what} must be str, got {type(value).__name__}")
-    if b"\0" in b:
-        raise ValueError(f"embedded NUL character in {what}")
-    return b
-
-
-cdef uint64_t _usec(object timeout) except? 0:
-    if timeout is None:
-        return 0   # sd-bus's default method call timeout (25 s)
-    t = float(timeout)
-    if t != t or t <= 0:
-        raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
-    if t > 1.8e13:
-        return UINT64_MAX
-    cdef uint64_t u = <uint64_t>(t * 1e6)
-    return u if u > 0 else 1
 
 
 cdef void _release_userdata(void *userdata) noexcept with gil:
@@ -354,19 +331,19 @@ cdef class Driver:
     def call(self, destination, path, interface, member, signature="", args=(),
              *, timeout=None, int flags=0):
         """Send a method call now; returns a Future of the reply body (a tuple)."""
-        cdef uint64_t usec = _usec(timeout)
+        cdef uint64_t usec = _timeout_usec(timeout)
         return self._start(destination, path, interface, member, signature, args,
                            KIND_CALL, flags, usec)
 
     def get_property(self, destination, path, interface, name, *, timeout=None, int flags=0):
         """Future of Properties.Get, unwrapped (flags: KEEP_VARIANTS)."""
-        cdef uint64_t usec = _usec(timeout)
+        cdef uint64_t usec = _timeout_usec(timeout)
         return self._start(destination, path, "org.freedesktop.DBus.Properties", "Get", b"ss",
                            (interface, name), KIND_GET, flags, usec)
 
     def get_all_properties(self, destination, path, interface, *, timeout=None, int flags=0):
         """Future of Properties.GetAll as a dict (interface None: all of them)."""
-        cdef uint64_t usec = _usec(timeout)
+        cdef uint64_t usec = _timeout_usec(timeout)
         return self._start(destination, path, "org.freedesktop.DBus.Properties", "GetAll", b"s",
                            ("" if interface is None else interface,), KIND_GET_ALL, flags, usec)
 
@@ -434,7 +411,7 @@ cdef class Match:
         self.slot = NULL
 
     def __init__(self, Driver driver, rule, Py_ssize_t maxsize=0):
-        cdef bytes r = _cstr(rule, "match rule")
+        cdef bytes r = cstr_arg(rule, "match rule")
         cdef Bus b = driver.bus
         cdef int rc
         driver._check_usable()

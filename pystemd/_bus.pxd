@@ -110,6 +110,9 @@ cdef int append_value(sd_bus_message *m, const char *sig, Py_ssize_t n, object v
 cdef tuple read_body(sd_bus_message *m, int flags)
 cdef object read_value(sd_bus_message *m, char t, const char *contents, int flags)
 cdef Py_ssize_t complete_type_len(const char *sig) except -1
+# argument checks shared with the serving and asyncio modules
+cdef bytes cstr_arg(object value, str what)       # str/bytes -> bytes, no NUL
+cdef uint64_t _timeout_usec(object timeout) except? 0  # seconds -> µs (0: default)
 
 # Around a synchronous sd-bus call made without the GIL (sd_bus_call,
 # sd_bus_request_name...): messages other threads drop meanwhile are

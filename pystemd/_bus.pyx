@@ -1303,7 +1303,20 @@ cdef inline const char *_name(object value, str what) except NULL:
     return p
 
 
-cdef inline uint64_t _timeout_usec(object timeout) except? 0:
+cdef bytes cstr_arg(object value, str what):
+    """A name or path argument as bytes: str (UTF-8) or bytes, refused with an embedded NUL."""
+    if isinstance(value, str):
+        b = (<str>value).encode("utf-8")
+    elif isinstance(value, bytes):
+        b = value
+    else:
+        raise TypeError(f"{what} must be str, got {type(value).__name__}")
+    if b"\0" in b:
+        raise ValueError(f"embedded NUL character in {what}")
+    return b
+
+
+cdef uint64_t _timeout_usec(object timeout) except? 0:
     if timeout is None:
         return 0  # sd-bus default (25 s, or Bus.method_call_timeout)
     if isinstance(timeout, (str, bytes)):

@@ -37,7 +37,7 @@ from libc.string cimport strlen
 from libsystemd.sd_bus cimport *
 from pystemd._bus cimport (
     Bus, Message, append_args, append_value, read_body, read_value,
-    complete_type_len, READ_KEEP_VARIANTS, _busy_enter, _busy_exit,
+    complete_type_len, READ_KEEP_VARIANTS, _busy_enter, _busy_exit, cstr_arg,
 )
 from pystemd._errors cimport check, check_ctx
 
@@ -145,18 +145,6 @@ cdef inline void _deferred(Bus bus):
             bus.park_exception(e)
 
 
-cdef bytes _cstr(object value, str what):
-    if isinstance(value, str):
-        b = (<str>value).encode("utf-8")
-    elif isinstance(value, bytes):
-        b = value
-    else:
-        raise TypeError(f"{what} must be str, got {type(value).__name__}")
-    if b"\0" in b:
-        raise ValueError(f"embedded NUL character in {what}")
-    return b
-
-
 cdef Bus _as_bus(object bus):
     if not isinstance(bus, Bus):
         raise TypeError(f"expected a pystemd.bus.Bus, got {type(bus).__name__}")
@@ -245,18 +233,18 @@ cdef class Member:
         if kind not in ("method", "signal", "property"):
             raise ValueError(f"unknown member kind {kind!r}")
         self.kind = kind
-        self._name = _cstr(name, "member name")
+        self._name = cstr_arg(name, "member name")
         if not sd_bus_member_name_is_valid(self._name):
             raise ValueError(f"invalid D-Bus member name {name!r}")
         self.name = self._name.decode()
-        self._sig = _cstr(signature, "signature")
-        self._result = _cstr(result, "signature")
+        self._sig = cstr_arg(signature, "signature")
+        self._result = cstr_arg(result, "signature")
         _check_signature(self._sig)
         _check_signature(self._result)
         self._sig_len = PyBytes_GET_SIZE(self._sig)
         parts = []
         for n in names:
-            nb = _cstr(n, "argument name")
+            nb = cstr_arg(n, "argument name")
             if not sd_bus_member_name_is_valid(nb):
                 raise ValueError(f"invalid argument name {n!r} in {self.name} (D-Bus names are [A-Za-z_][A-Za-z0-9_]*)")
             parts.append(nb + b"\0")
@@ -586,7 +574,7 @@ cdef class Export:
 
     def emit_properties_changed(self, names):
         """Emit PropertiesChanged for ``names`` (current values read from the getters)."""
-        cdef list bl = [_cstr(x, "property name") for x in names]
+        cdef list bl = [cstr_arg(x, "property name") for x in names]
         cdef char **strv
         cdef Py_ssize_t i, n = len(bl)
         cdef int r
@@ -638,8 +626,8 @@ def add_vtable(bus, path, interface, members, *, uint64_t flags=0):
     cdef Export ex = Export.__new__(Export)
     cdef Member mb
     cdef Py_ssize_t n, i
-    cdef bytes p = _cstr(path, "object path")
-    cdef bytes iface = _cstr(interface, "interface name")
+    cdef bytes p = cstr_arg(path, "object path")
+    cdef bytes iface = cstr_arg(interface, "interface name")
     cdef sd_bus_slot *slot = NULL
     cdef sd_bus_property_set_t set_cb = NULL
     cdef int r
@@ -820,9 +808,9 @@ cdef class PendingReply:
 def emit_signal(bus, path, interface, member, signature="", args=(), *, destination=None):
     """Send a signal (``destination``: a unicast signal to one peer)."""
     cdef Bus b = _as_bus(bus)
-    cdef bytes p = _cstr(path, "object path")
-    cdef bytes i = _cstr(interface, "interface name")
-    cdef bytes mb = _cstr(member, "member name")
+    cdef bytes p = cstr_arg(path, "object path")
+    cdef bytes i = cstr_arg(interface, "interface name")
+    cdef bytes mb = cstr_arg(member, "member name")
     cdef bytes d
     cdef sd_bus_message *m = NULL
     cdef int r
@@ -837,7 +825,7 @@ def emit_signal(bus, path, interface, member, signature="", args=(), *, destinat
         check_ctx(sd_bus_message_new_signal(b.bus, &m, p, i, mb), "sd_bus_message_new_signal")
         try:
             if destination is not None:
-                d = _cstr(destination, "destination")
+                d = cstr_arg(destination, "destination")
                 if not sd_bus_service_name_is_valid(d):
                     raise ValueError(f"invalid bus name {destination!r}")
                 check(sd_bus_message_set_destination(m, d))
@@ -857,7 +845,7 @@ def emit_signal(bus, path, interface, member, signature="", args=(), *, destinat
 def emit_object_added(bus, path):
     """InterfacesAdded for everything exported at ``path`` (needs an object manager above it)."""
     cdef Bus b = _as_bus(bus)
-    cdef bytes p = _cstr(path, "object path")
+    cdef bytes p = cstr_arg(path, "object path")
     b.acquire()
     try:
         check_ctx(sd_bus_emit_object_added(b.bus, p), f"InterfacesAdded for {path}")
@@ -869,7 +857,7 @@ def emit_object_added(bus, path):
 def emit_object_removed(bus, path):
     """InterfacesRemoved for everything exported at ``path``."""
     cdef Bus b = _as_bus(bus)
-    cdef bytes p = _cstr(path, "object path")
+    cdef bytes p = cstr_arg(path, "object path")
     b.acquire()
     try:
         check_ctx(sd_bus_emit_object_removed(b.bus, p), f"InterfacesRemoved for {path}")
@@ -889,7 +877,7 @@ cdef class ObjectManager:
 
     def __init__(self, bus, path):
         cdef Bus b = _as_bus(bus)
-        cdef bytes p = _cstr(path, "object path")
+        cdef bytes p = cstr_arg(path, "object path")
         if not sd_bus_object_path_is_valid(p):
             raise ValueError(f"invalid object path {path!r}")
         b.acquire()
@@ -930,7 +918,7 @@ def request_name(bus, name, uint64_t flags=0):
     replacement), ValueError for an invalid or reserved name.
     """
     cdef Bus b = _as_bus(bus)
-    cdef bytes n = _cstr(name, "bus name")
+    cdef bytes n = cstr_arg(name, "bus name")
     cdef const char *c = n
     cdef int r
     if not sd_bus_service_name_is_valid(n) or n.startswith(b":"):
@@ -955,7 +943,7 @@ def request_name(bus, name, uint64_t flags=0):
 def release_name(bus, name):
     """sd_bus_release_name. Raises ProcessLookupError (ESRCH) if we did not own it."""
     cdef Bus b = _as_bus(bus)
-    cdef bytes n = _cstr(name, "bus name")
+    cdef bytes n = cstr_arg(name, "bus name")
     cdef const char *c = n
     cdef int r
     if not sd_bus_service_name_is_valid(n) or n.startswith(b":"):

@@ -192,6 +192,11 @@ def test_arguments_are_checked_before_sending(dbus_daemon: Any) -> None:
                 abus.call("org.x", "no-slash", "org.x.Y", "M")
             with pytest.raises(ValueError, match="timeout"):
                 abus.call(*DBUS, "GetId", timeout=-1)
+            # the same checks as the blocking calls: a string is not seconds
+            with pytest.raises(TypeError, match="timeout must be a number"):
+                abus.get_property(*DBUS, "Features", timeout="1")
+            with pytest.raises(TypeError, match="member must be str"):
+                abus.call(*DBUS, 5)
             assert abus.in_flight == 0
             abus.close()
 
