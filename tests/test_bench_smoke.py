@@ -1,4 +1,5 @@
-"""Smoke test: bench/bench_bus.py --quick --no-peers runs and prints its tables.
+"""Smoke tests: bench/bench_bus.py --quick --no-peers and the tailing-latency
+part of bench/bench_journal.py --quick run and print their tables.
 
 No timing is asserted (figures belong to bench/, see bench/README.md); this
 only checks that the harness, the C floor and pystemd's rows still work.
@@ -6,6 +7,7 @@ only checks that the harness, the C floor and pystemd's rows still work.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -47,3 +49,32 @@ def test_bench_bus_quick_no_peers(tmp_path: Path) -> None:
     assert "== Back-to-back Gets beside a CPU-bound Python thread" in out
     assert "against the issue's targets" in out
     assert out_json.exists()
+
+
+def test_bench_journal_latency_quick(tmp_path: Path) -> None:
+    # the tailing-latency bench boots a sandbox and tails its journald: a
+    # change to the sandbox (its journald drop-in is bound read-only) once
+    # broke it unnoticed, so it runs here too (no timing asserted)
+    try:
+        check_requirements()
+    except SandboxUnavailable as e:
+        unavailable(f"systemd sandbox unavailable: {e}")
+    out_json = tmp_path / "bench.json"
+    cp = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_journal.py"), "--quick", "--no-peers",
+         "--only", "latency", "--json", str(out_json)],
+        capture_output=True, text=True, timeout=180, cwd=ROOT, env=dict(os.environ),
+    )  # fmt: skip
+    assert cp.returncode == 0, cp.stdout[-2000:] + cp.stderr[-2000:]
+    out = cp.stdout
+    assert "== send() to delivery while tailing (100 entries" in out
+    (table,) = json.loads(out_json.read_text())["tables"]
+    rows = {r["label"]: r for r in table["rows"]}
+    assert set(rows) == {
+        "follow() in a thread",
+        "follow_async()",
+        "follow(poll_interval=None): inotify only",
+    }
+    for label, row in rows.items():
+        assert not row["error"], (label, row["error"])
+        assert [smp["received"] for smp in row["samples"]] == [100], label  # nothing lost
