@@ -109,6 +109,19 @@ def test_slow_call_releases_the_gil(bus) -> None:
     assert during > 0
 
 
+@pytest.fixture
+def sigint_raises():
+    # A shell starts background jobs with SIGINT ignored, and Python then
+    # leaves it ignored: make Ctrl-C raise KeyboardInterrupt, as it does in
+    # a foreground program, whatever started the test run.
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+@pytest.mark.usefixtures("sigint_raises")
 def test_ctrl_c_interrupts_a_long_call(bus) -> None:
     timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
@@ -120,6 +133,7 @@ def test_ctrl_c_interrupts_a_long_call(bus) -> None:
     assert bus.call(*E, "Echo", "s", ("still fine",)) == ("still fine",)
 
 
+@pytest.mark.usefixtures("sigint_raises")
 def test_ctrl_c_interrupts_a_batch(bus) -> None:
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
