@@ -610,6 +610,29 @@ def _adopt(st: Mapping[str, Any], base_dir: Optional[Path] = None) -> Sandbox:
     return sb
 
 
+def _stop_orphans(arg: str, timeout: float = 5.0) -> None:
+    """SIGTERM every process whose command line has ``arg`` and wait until
+    none is left (SIGKILL after ``timeout`` s). They are not our children, so
+    the wait polls /proc: a process that has exited (a zombie waiting for
+    its reaper included) has an empty command line."""
+
+    def find() -> list[int]:
+        return [int(p) for p in filter(str.isdigit, os.listdir("/proc")) if arg in _cmdline(int(p))]
+
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 2.0)):
+        pids = find()
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait
+        while find() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
 def stop_all(base_dir: Optional[Path] = None) -> list[str]:
     """Stop every sandbox and private dbus-daemon found under base_dir.
 
@@ -622,13 +645,7 @@ def stop_all(base_dir: Optional[Path] = None) -> list[str]:
         names.append(st["name"])
     if base.is_dir():
         for d in sorted(base.glob("dbus-*")):
-            conf = f"--config-file={d / 'bus.conf'}"
-            for pid in filter(str.isdigit, os.listdir("/proc")):
-                if conf in _cmdline(int(pid)):
-                    try:
-                        os.kill(int(pid), signal.SIGTERM)
-                    except ProcessLookupError:
-                        pass
+            _stop_orphans(f"--config-file={d / 'bus.conf'}")
             shutil.rmtree(d, ignore_errors=True)
             names.append(d.name)
         try:
