@@ -1,6 +1,6 @@
 # The thin Cython layer over sd-bus. Other compiled modules (serving, asyncio
 # helpers) cimport these declarations to reach the sd_bus pointer directly.
-from cpython.pythread cimport PyThread_type_lock
+from pystemd._rlock cimport RLock
 from libc.stdint cimport uint64_t
 from libsystemd.sd_bus cimport sd_bus, sd_bus_message, sd_bus_slot
 
@@ -44,9 +44,7 @@ cdef class Slot:
 cdef class Bus:
     cdef sd_bus *bus
     cdef unsigned long _gen
-    cdef PyThread_type_lock _lock
-    cdef unsigned long _owner
-    cdef int _depth
+    cdef RLock _rl          # one thread at a time (re-entrant: callbacks)
     cdef readonly str kind
     cdef readonly object description
     # GIL policy: how long (µs) a wait may spin with the GIL held before it

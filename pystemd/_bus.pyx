@@ -22,10 +22,6 @@ from cpython.exc cimport PyErr_CheckSignals
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.ref cimport Py_INCREF, Py_DECREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
-from cpython.pythread cimport (
-    NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock, PyThread_allocate_lock,
-    PyThread_free_lock, PyThread_get_thread_ident, PyThread_release_lock,
-)
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, UINT64_MAX, INT64_MIN, INT64_MAX
 from libc.stdlib cimport free
@@ -39,6 +35,7 @@ from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from libsystemd.sd_bus cimport *
 from pystemd._errors cimport check, check_ctx, raise_errno, bus_error_from
+from pystemd._rlock cimport RLock, rlock_free, rlock_init, rlock_mine, rlock_release, rlock_take
 
 import os as _os
 import warnings as _warnings
@@ -1666,11 +1663,7 @@ cdef class Bus:
 
     def __cinit__(self):
         self.bus = NULL
-        self._lock = PyThread_allocate_lock()
-        if self._lock == NULL:
-            raise MemoryError()
-        self._owner = 0
-        self._depth = 0
+        rlock_init(&self._rl)
         self.kind = "closed"
         self.description = None
         self.gil_hold_us = DEFAULT_GIL_HOLD_US
@@ -1871,26 +1864,18 @@ cdef class Bus:
         return 0
 
     cdef int acquire(self) except -1:
-        cdef unsigned long me = PyThread_get_thread_ident()
         self.ensure_open()
-        if self._depth > 0 and self._owner == me:
-            self._depth += 1
+        if rlock_mine(&self._rl):
+            self._rl.depth += 1
             return 0
-        if not PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
-            with nogil:
-                PyThread_acquire_lock(self._lock, WAIT_LOCK)
-        self._owner = me
-        self._depth = 1
+        rlock_take(&self._rl)
         if self.bus == NULL:  # closed by another thread while we waited
             self.release()
             raise ValueError("operation on a closed bus")
         return 0
 
     cdef void release(self) noexcept:
-        self._depth -= 1
-        if self._depth == 0:
-            self._owner = 0
-            PyThread_release_lock(self._lock)
+        rlock_release(&self._rl)
 
     cdef void _drop_slots(self) noexcept:
         # remove every match this Bus registered (their callbacks are released)
@@ -1917,7 +1902,7 @@ cdef class Bus:
             return
         self.acquire()
         try:
-            if self._depth > 1:
+            if self._rl.depth > 1:
                 raise RuntimeError("cannot close a bus from inside one of its own callbacks")
             b = self.bus
             self._drop_slots()
@@ -1945,7 +1930,7 @@ cdef class Bus:
                     _warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self)
                 except Exception:
                     pass
-            if self._depth == 0:
+            if self._rl.depth == 0:
                 self._drop_slots()
             sd_bus_close_unref(self.bus)
             self.bus = NULL
@@ -1955,9 +1940,7 @@ cdef class Bus:
             sd_bus_close_unref(self.bus)
         # after fork() the child leaves the parent's connection alone
         self.bus = NULL
-        if self._lock != NULL:
-            PyThread_free_lock(self._lock)
-            self._lock = NULL
+        rlock_free(&self._rl)
 
     # -- event-loop primitives ----------------------------------------------
 

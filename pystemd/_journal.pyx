@@ -35,10 +35,6 @@ from cpython.exc cimport PyErr_CheckSignals
 from cpython.list cimport PyList_Append
 from cpython.long cimport PyLong_FromLongLong, PyLong_FromUnsignedLongLong
 from cpython.object cimport PyObject, PyTypeObject
-from cpython.pythread cimport (
-    NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock, PyThread_allocate_lock,
-    PyThread_free_lock, PyThread_get_thread_ident, PyThread_release_lock, PyThread_type_lock,
-)
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t, UINT64_MAX
@@ -51,6 +47,7 @@ from posix.unistd cimport close as c_close, write as c_write
 from libsystemd.sd_id128 cimport sd_id128_t, sd_id128_get_boot, sd_id128_get_machine, sd_id128_from_string
 from libsystemd.sd_journal cimport *
 from pystemd._errors cimport check, check_ctx, raise_errno
+from pystemd._rlock cimport RLock, rlock_free, rlock_init, rlock_mine, rlock_release, rlock_take
 
 import os as _os
 from collections.abc import ItemsView as _ItemsView, KeysView as _KeysView, Mapping as _Mapping, ValuesView as _ValuesView
@@ -883,9 +880,7 @@ cdef class _Reader:
     """
 
     cdef sd_journal *j
-    cdef PyThread_type_lock _lock
-    cdef unsigned long _owner
-    cdef int _depth
+    cdef RLock _rl                      # one thread at a time (re-entrant)
     cdef int _wakefd
     cdef bint _watching
     cdef bint _building
@@ -927,11 +922,7 @@ cdef class _Reader:
 
     def __cinit__(self, *args, **kwargs):
         self.j = NULL
-        self._lock = PyThread_allocate_lock()
-        if self._lock == NULL:
-            raise MemoryError()
-        self._owner = 0
-        self._depth = 0
+        rlock_init(&self._rl)
         self._wakefd = -1
         self._pending = 0
         self._meta = M_ALL
@@ -1048,31 +1039,23 @@ cdef class _Reader:
     # -- locking -------------------------------------------------------------
 
     cdef int _acquire(self) except -1:
-        cdef unsigned long me = PyThread_get_thread_ident()
         if self.j == NULL:
             _raise_closed()
-        if self._depth > 0 and self._owner == me:
+        if rlock_mine(&self._rl):
             if self._building:
                 # a converter (or a signal handler, a finalizer) of this very read:
                 # the journal is in the middle of an entry, leave it there
                 raise RuntimeError("cannot use the reader from inside one of its converters")
-            self._depth += 1
+            self._rl.depth += 1
             return 0
-        if not PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
-            with nogil:
-                PyThread_acquire_lock(self._lock, WAIT_LOCK)
-        self._owner = me
-        self._depth = 1
+        rlock_take(&self._rl)
         if self.j == NULL:   # closed while we waited
             self._release()
             _raise_closed()
         return 0
 
     cdef inline void _release(self) noexcept:
-        self._depth -= 1
-        if self._depth == 0:
-            self._owner = 0
-            PyThread_release_lock(self._lock)
+        rlock_release(&self._rl)
 
     # -- lifetime ------------------------------------------------------------
 
@@ -1113,8 +1096,7 @@ cdef class _Reader:
             self.j = NULL
         if self._wakefd >= 0:
             c_close(self._wakefd)
-        if self._lock != NULL:
-            PyThread_free_lock(self._lock)
+        rlock_free(&self._rl)
         self._flush_cache()
         free(self.vc)
         free(self.ks)
