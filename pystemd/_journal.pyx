@@ -739,27 +739,31 @@ cdef class RawEntry:
                               PyBytes_FromStringAndSize(<const char *>self.boot, 16))
         return PyUnicode_DecodeUTF8(self.data + self.cursor_off, <Py_ssize_t>self.cursor_len, "surrogateescape")
 
-    cdef object _lookup(self, object key):
-        """The value for ``key``, or _FAST when the entry has no such field."""
-        cdef Py_ssize_t i
+    cdef Py_ssize_t _locate(self, object key, int *bit) except -2:
+        """Where field ``key`` is: its first item's index, or -1 and *bit, the
+        pseudo-field's bit (0 when the entry has no such field)."""
         cdef const char *k
         cdef Py_ssize_t kl
-        cdef int bit
+        bit[0] = 0
         if not isinstance(key, str):
-            return _FAST
+            return -1
         if PyUnicode_IS_COMPACT_ASCII(key):
             k = <const char *>PyUnicode_DATA(key)
             kl = PyUnicode_GET_LENGTH(key)
             if kl > 2 and k[0] == c'_' and k[1] == c'_':
-                bit = self._meta_bit(key)
-                return self._meta_value(bit) if bit else _FAST
-            i = self._find(k, kl)
-        else:
-            b = (<str>key).encode("utf-8", "surrogateescape")
-            i = self._find(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
-        if i < 0:
-            return _FAST
-        return self._values(i)
+                bit[0] = self._meta_bit(key)
+                return -1
+            return self._find(k, kl)
+        b = (<str>key).encode("utf-8", "surrogateescape")
+        return self._find(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
+
+    cdef object _lookup(self, object key):
+        """The value for ``key``, or _FAST when the entry has no such field."""
+        cdef int bit
+        cdef Py_ssize_t i = self._locate(key, &bit)
+        if i >= 0:
+            return self._values(i)
+        return self._meta_value(bit) if bit else _FAST
 
     def __getitem__(self, key):
         v = self._lookup(key)
@@ -773,17 +777,8 @@ cdef class RawEntry:
         return default if v is _FAST else v
 
     def __contains__(self, key):
-        cdef const char *k
-        cdef Py_ssize_t kl
-        if not isinstance(key, str):
-            return False
-        if PyUnicode_IS_COMPACT_ASCII(key):
-            k = <const char *>PyUnicode_DATA(key)
-            kl = PyUnicode_GET_LENGTH(key)
-            if kl > 2 and k[0] == c'_' and k[1] == c'_':
-                return self._meta_bit(key) != 0
-            return self._find(k, kl) >= 0
-        return self._lookup(key) is not _FAST
+        cdef int bit
+        return self._locate(key, &bit) >= 0 or bit != 0
 
     def __len__(self):
         if not self.indexed:
