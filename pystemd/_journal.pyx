@@ -1902,15 +1902,7 @@ cdef class _Reader:
                         return e
                     out.append(e)
                     mv = 1 if skip >= 0 else -1
-                dt = _now_us() - t0
-                self._pace(dt, got)
-                self._at_end = end
-                if r < 0 and got == 0 and total == 0:
-                    if r == -ENOMEM:
-                        raise MemoryError("out of memory reading a journal entry")
-                    self._raise_read_error(r)
-                if r < 0:
-                    self._pending = r
+                self._settle(r, got, end, _now_us() - t0, total)
                 total += got
                 if r < 0 or end or total >= maxn or out is None:
                     return None
@@ -1920,16 +1912,9 @@ cdef class _Reader:
                 t0 = _now_us()
                 r = self._fill(skip, chunk, &got, &end)
                 dt = _now_us() - t0
-            self._pace(dt, got)
             if skip != 0:
                 self._after_tail = False
-            self._at_end = end
-            if r < 0 and got == 0 and total == 0:
-                if r == -ENOMEM:
-                    raise MemoryError("out of memory reading a journal entry")
-                self._raise_read_error(r)
-            if r < 0:
-                self._pending = r
+            self._settle(r, got, end, dt, total)
             if out is None:
                 if got == 0:
                     return None
@@ -1940,6 +1925,21 @@ cdef class _Reader:
             if r < 0 or end or total >= maxn:
                 return None
             skip = 1 if skip > 0 else -1
+
+    cdef int _settle(self, int r, Py_ssize_t got, bint end, uint64_t dt, Py_ssize_t total) except -1:
+        """After a chunk of ``got`` entries read in ``dt`` µs: pace the GIL
+        policy, note the end, and raise a read error only when this read has
+        nothing to show (``total`` is what earlier chunks gave); otherwise the
+        error waits for the next read."""
+        self._pace(dt, got)
+        self._at_end = end
+        if r < 0:
+            if got == 0 and total == 0:
+                if r == -ENOMEM:
+                    raise MemoryError("out of memory reading a journal entry")
+                self._raise_read_error(r)
+            self._pending = r
+        return 0
 
     cdef inline void _pace(self, uint64_t dt, Py_ssize_t got) noexcept:
         """Decide whether the next read keeps the GIL.
