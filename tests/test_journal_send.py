@@ -738,23 +738,16 @@ def test_stream(systemd_sandbox_factory: Any) -> None:
 @pytest.mark.sandbox
 @pytest.mark.slow
 def test_bench_journal_send_smoke(tmp_path: Path) -> None:
-    from pystemd.testing import SandboxUnavailable, check_requirements
-    from pystemd.testing.pytest_plugin import unavailable
+    from benchrun import run_bench
 
-    try:
-        check_requirements()
-    except SandboxUnavailable as e:
-        unavailable(f"systemd sandbox unavailable: {e}")
-    out_json = tmp_path / "bench.json"
-    cp = subprocess.run(
-        [PY, str(REPO / "bench" / "bench_journal_send.py"), "--quick", "--no-peers",
-         "--rounds", "1", "--n", "40", "--only", "send,isolated", "--json", str(out_json)],
-        capture_output=True, text=True, timeout=300, cwd=REPO,
+    out, _ = run_bench(
+        "bench_journal_send.py", "--quick", "--no-peers", "--rounds", "1", "--n", "40",
+        "--only", "send,isolated", tmp_path=tmp_path,
     )  # fmt: skip
-    assert cp.returncode == 0, cp.stdout[-2000:] + cp.stderr[-2000:]
-    assert "== send(): client cost per call into the sandbox's journald" in cp.stdout
-    assert "== send(): client cost per call into a datagram socket that only drains" in cp.stdout
-    assert "C floor: sd_journal_sendv" in cp.stdout and "pystemd send() *" in cp.stdout
+    assert "== send(): client cost per call into the sandbox's journald" in out
+    assert "== send(): client cost per call into a datagram socket that only drains" in out
+    assert "C floor: sd_journal_sendv" in out and "pystemd send() *" in out
+    out_json = tmp_path / "bench.json"  # run_bench's --json
     assert out_json.exists() and Path(str(out_json) + ".isolated").exists()
 
 
