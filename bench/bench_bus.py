@@ -329,15 +329,20 @@ def run_pipelined(report: C.Report, runners: list[C.Runner], s: Settings, log: A
                        targets=targets, note="per call; client CPU = user + sys of the client process (the floor: its thread)"))  # fmt: skip
 
 
-def run_busy(report: C.Report, runners: list[C.Runner], s: Settings, log: Any) -> None:
-    es = entries(runners, "busy_get", n=s.busy_ms)
-    res = C.measure(es, rounds=s.busy_rounds, log=log)
-    cols = [
+def busy_cols() -> list[Any]:
+    """Columns of a busy-thread table: Gets/s (median, min, max) and the thread's speed kept."""
+    return [
         C.col_metric("calls_per_s", "Gets/s"),
         C.col_metric("calls_per_s", "min", agg=min),
         C.col_metric("calls_per_s", "max", agg=max),
         C.col_metric("busy_kept", "busy thread kept", scale=100, fmt=C.pct),
     ]
+
+
+def run_busy(report: C.Report, runners: list[C.Runner], s: Settings, log: Any) -> None:
+    es = entries(runners, "busy_get", n=s.busy_ms)
+    res = C.measure(es, rounds=s.busy_rounds, log=log)
+    cols = busy_cols()
     report.add(C.Table(
         "Back-to-back Gets beside a CPU-bound Python thread", res, cols,
         targets=[C.metric_target("calls_per_s", at_least=2500, text="≥ 2,500 Gets/s")],
@@ -376,12 +381,7 @@ def run_gil(report: C.Report, runners: list[C.Runner], s: Settings, log: Any) ->
     es = [C.Entry(FLOOR, floor, "busy_get", n=s.busy_ms, reference=True)] if floor else []
     es += [C.Entry(label(h), ps, f"busy_get_hold_{h}", n=s.busy_ms) for h in GIL_HOLDS]
     res = C.measure(es, rounds=s.busy_rounds, log=log)
-    cols = [
-        C.col_metric("calls_per_s", "Gets/s"),
-        C.col_metric("calls_per_s", "min", agg=min),
-        C.col_metric("calls_per_s", "max", agg=max),
-        C.col_metric("busy_kept", "busy thread kept", scale=100, fmt=C.pct),
-    ]
+    cols = busy_cols()
     report.add(C.Table(
         "Back-to-back Gets beside a CPU-bound Python thread, by GIL-held wait window", res, cols,
         note=f"{s.busy_ms} ms phases as in the busy table; medians of {s.busy_rounds}",

@@ -148,8 +148,24 @@ def setup(cfg):
     return {"export": make("export"), "json": make("json")}
 """
 
+# both dict readers' snippets end with this: their reads next to a busy thread
+BUSY_SNIPPET = """
+def helpers_busy(fn):
+    # the same reads next to a CPU-bound Python thread (bench/peers/_helpers.py)
+    import time
+
+    def run(n):
+        with helpers.BusyThread() as b:
+            c0, t0 = b.count(), time.perf_counter()
+            fn(n)
+            wall = time.perf_counter() - t0
+            return {"wall": wall, "busy_it_s": (b.count() - c0) / wall}
+    return run
+"""
+
 # One reader per case, kept between repetitions; wraps to the head at the end.
-PYSYSTEMD_SNIPPET = """
+PYSYSTEMD_SNIPPET = (
+    """
 META = {}
 
 def setup(cfg):
@@ -168,19 +184,9 @@ def setup(cfg):
             i += 1
     return {"dicts": dicts, "dicts-busy": helpers_busy(dicts)}
 
-
-def helpers_busy(fn):
-    # the same reads next to a CPU-bound Python thread (bench/peers/_helpers.py)
-    import time
-
-    def run(n):
-        with helpers.BusyThread() as b:
-            c0, t0 = b.count(), time.perf_counter()
-            fn(n)
-            wall = time.perf_counter() - t0
-            return {"wall": wall, "busy_it_s": (b.count() - c0) / wall}
-    return run
 """
+    + BUSY_SNIPPET
+)
 
 CYSYSTEMD_SNIPPET = """
 META = {}
@@ -205,7 +211,8 @@ def setup(cfg):
     return {"records": records}
 """
 
-PYSTEMD_SNIPPET = """
+PYSTEMD_SNIPPET = (
+    """
 META = {}
 _readers = []
 
@@ -283,19 +290,9 @@ def teardown():
     for r in _readers:
         r.close()
 
-
-def helpers_busy(fn):
-    # the same reads next to a CPU-bound Python thread (bench/peers/_helpers.py)
-    import time
-
-    def run(n):
-        with helpers.BusyThread() as b:
-            c0, t0 = b.count(), time.perf_counter()
-            fn(n)
-            wall = time.perf_counter() - t0
-            return {"wall": wall, "busy_it_s": (b.count() - c0) / wall}
-    return run
 """
+    + BUSY_SNIPPET
+)
 
 
 class Settings:
