@@ -1,24 +1,25 @@
 # cython: freethreading_compatible=False
-"""Thin layer over the writing half of sd-journal.
+"""The writing half of the journal: entries in journald's native protocol.
 
 What it does, in C, so that the façade (:mod:`pystemd._writer`) stays a few
 lines of Python per call:
 
-* ``send()`` builds every ``NAME=value`` field of one entry into a single
-  buffer (on the C stack for ordinary entries, no malloc), adds the caller's
+* ``send()`` builds one entry, exactly the datagram ``sd_journal_sendv`` would
+  build (``NAME=value`` lines, the binary form for values holding a newline,
+  ``SYSLOG_IDENTIFIER`` of the program when none is given), in a single buffer
+  (on the C stack for ordinary entries, no malloc), adds the caller's
   ``CODE_FILE``/``CODE_LINE``/``CODE_FUNC`` read from the interpreter's frame
-  (``depth`` frames up: no stack walk, no source read) and hands the iovecs to
-  ``sd_journal_sendv`` with the GIL released.
-* ``sendv()`` sends ready ``NAME=value`` items (str or bytes) without copying
-  them, plus optional ``name -> value`` fields.
+  (``depth`` frames up: no stack walk, no source read, lines cached), and
+  sends it with one ``send()`` on a socket connected to journald's once (see
+  "journald's native socket" below: no GIL held while it waits, a memfd for
+  entries too large for a datagram, as libsystemd).
+* ``sendv()`` sends ready ``NAME=value`` items (str or bytes), plus optional
+  ``name -> value`` fields.
 * ``stream_fd()`` wraps ``sd_journal_stream_fd``.
 
-Every return code is checked. ``sd_journal_sendv`` reports success when
-journald's socket does not exist (``ENOENT`` is swallowed by libsystemd, and
-errno is restored), so after a successful return this module looks for the
-socket itself (one ``access()``, trusted for 100 ms once it succeeded): a
-missing socket is reported (raised under ``STRICT``, returned as the
-``NO_JOURNALD`` bit otherwise), never a silent success.
+Every failure is reported: a missing journald socket is ``NO_JOURNALD`` (or
+``FileNotFoundError`` under ``STRICT``), never a silent success (libsystemd's
+``sd_journal_sendv`` returns 0 then); any other error is an ``OSError``.
 
 ``send``/``sendv`` (pystemd's flavour) and ``compat_send``/``compat_sendv``
 (python-systemd's, for the drop-in) are the public verbs, C functions with
@@ -39,10 +40,10 @@ from cpython.ref cimport Py_XDECREF
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.unicode cimport PyUnicode_Check
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memchr, memcpy
-from posix.uio cimport iovec
+from libc.stdint cimport uint64_t
+from libc.string cimport memchr, memcmp, memcpy, memmove
 
-from libsystemd.sd_journal cimport sd_journal_sendv, sd_journal_stream_fd
+from libsystemd.sd_journal cimport sd_journal_stream_fd
 from pystemd._errors cimport check_ctx
 
 import errno as _errno
@@ -53,8 +54,8 @@ cdef extern from "unistd.h" nogil:
     enum:
         F_OK
 
-cdef extern from "stdio.h" nogil:
-    int snprintf(char *s, size_t n, const char *fmt, ...)
+cdef extern from "endian.h" nogil:
+    uint64_t htole64(uint64_t v)
 
 cdef extern from "Python.h":
     const char *PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t *size) except NULL
@@ -63,9 +64,41 @@ cdef extern from "Python.h":
 # The caller's code object and line, `depth` Python frames above the innermost
 # one (0 = the function that called into this module). A new reference to the
 # code object, or NULL (no exception set) when the stack is not that deep.
+#
+# The line comes from a small direct-mapped cache keyed by (code object,
+# instruction offset): PyFrame_GetLineNumber walks the code's line table from
+# its start on every call, which was a tenth of a send's cost in a long
+# function. Each slot holds a strong reference to its code object, so a slot
+# can never match a freed code object whose address was reused (at most
+# PYSTEMD_LINES code objects are kept alive by it). Python < 3.11 has no
+# PyFrame_GetLasti: no cache there. Only used with the GIL held.
 cdef extern from *:
     """
     #include <frameobject.h>
+    #define PYSTEMD_LINES 256
+    #if PY_VERSION_HEX >= 0x030B0000
+    static struct { PyObject *code; int lasti; int line; } pystemd_lines[PYSTEMD_LINES];
+    #endif
+    static int pystemd_line_of(PyFrameObject *f, PyObject *code) {
+    #if PY_VERSION_HEX >= 0x030B0000
+        int lasti = PyFrame_GetLasti(f);
+        if (lasti >= 0) {
+            size_t h = (((size_t) code >> 4) ^ ((size_t) lasti * 2654435761u)) & (PYSTEMD_LINES - 1);
+            PyObject *old = pystemd_lines[h].code;
+            int line;
+            if (old == code && pystemd_lines[h].lasti == lasti)
+                return pystemd_lines[h].line;
+            line = PyFrame_GetLineNumber(f);
+            Py_INCREF(code);
+            pystemd_lines[h].code = code;
+            pystemd_lines[h].lasti = lasti;
+            pystemd_lines[h].line = line;
+            Py_XDECREF(old);
+            return line;
+        }
+    #endif
+        return PyFrame_GetLineNumber(f);
+    }
     static PyObject *pystemd_jsend_caller(int depth, int *line) {
         PyFrameObject *f = PyEval_GetFrame();
         PyFrameObject *back;
@@ -81,7 +114,7 @@ cdef extern from *:
             f = back;
         }
         code = (PyObject *) PyFrame_GetCode(f);
-        *line = PyFrame_GetLineNumber(f);
+        *line = pystemd_line_of(f, code);
         Py_DECREF(f);
         return code;
     }
@@ -121,7 +154,6 @@ cdef enum:
     _FIELDS_MAX = 1024
     _FIELD_NAME_MAX = 64
     _SMALL_BYTES = 2048
-    _SMALL_FIELDS = 48
 
 cdef size_t _DATA_SIZE_MAX = 768 * 1024 * 1024
 cdef const char *_SOCKET = b"/run/systemd/journal/socket"
@@ -142,54 +174,232 @@ class FieldError(OSError, ValueError):
 
 
 # ---------------------------------------------------------------------------
-# is journald's socket there?
+# journald's native socket
 #
-# sd_journal_sendv returns 0 when the socket does not exist (it swallows ENOENT
-# and restores errno), so after a 0 we look for the socket ourselves. One
-# access() costs about as much as the rest of pystemd's part of a send, so a
-# positive answer is trusted for SOCKET_RECHECK_NS; a negative one never is
-# (every send checks again until the socket appears). The socket of a running
-# systemd only disappears when systemd-journald.socket itself is stopped; the
-# entries of at most that window after it would go unreported.
+# Entries go out in journald's native protocol (systemd.io/JOURNAL_NATIVE_PROTOCOL,
+# the datagram sd_journal_sendv builds, byte for byte) on a datagram socket of
+# our own that is *connected* to /run/systemd/journal/socket once, so a send is
+# one send() of one buffer: no path lookup in the kernel per entry (libsystemd
+# sends every datagram to the path), no iovec per field. What this buys, and
+# the comparison with sd_journal_sendv's datagrams: docs/journal-writing.md.
+#
+# * A connect() that finds no socket (ENOENT) means journald is not running:
+#   reported as such (NO_JOURNALD / FileNotFoundError), never a silent success.
+# * A peer that went away (ECONNREFUSED/ENOTCONN: journald's socket unit was
+#   stopped or restarted) is reconnected once and the entry sent again; if the
+#   path is gone then, that is a missing journald as above.
+# * An entry too large for one datagram (EMSGSIZE/ENOBUFS) goes in a sealed
+#   memfd passed over the same socket, as libsystemd does.
+# * The first attempt is a non-blocking send with the GIL held (a datagram copy
+#   into the kernel: no wait); only when journald's queue is full (EAGAIN) is the
+#   GIL released for a blocking send. EINTR runs the signal handlers and retries.
+# * The socket is created and (re)connected with the GIL held; other threads'
+#   sends on it are atomic datagrams. A program that closes every fd (EBADF or
+#   ENOTSOCK on our fd) gets a new socket; one that closes it and reuses the
+#   number for another socket must call _jsend.reset() (as with libsystemd's
+#   cached fd). A forked child shares the socket, as it shares libsystemd's.
 
-cdef extern from "time.h" nogil:
-    ctypedef long time_t
-    struct timespec:
-        time_t tv_sec
-        long tv_nsec
-    int clock_gettime(int clk, timespec *ts)
+cdef extern from *:
+    """
+    #include <errno.h>
+    #include <fcntl.h>
+    #include <stddef.h>
+    #include <string.h>
+    #include <sys/mman.h>
+    #include <sys/socket.h>
+    #include <sys/un.h>
+    #include <unistd.h>
+    #ifndef MFD_ALLOW_SEALING
+    #define MFD_ALLOW_SEALING 0x0002U
+    #endif
+    #ifndef F_ADD_SEALS
+    #define F_ADD_SEALS 1033
+    #define F_SEAL_SEAL 0x0001
+    #define F_SEAL_SHRINK 0x0002
+    #define F_SEAL_GROW 0x0004
+    #define F_SEAL_WRITE 0x0008
+    #endif
+    #define PYSTEMD_JSOCK "/run/systemd/journal/socket"
+    #define PYSTEMD_JSNDBUF (8 * 1024 * 1024)
+    extern char *program_invocation_short_name;
+
+    static int pystemd_jfd = -1;        /* our socket, -1 until the first send */
+    static int pystemd_jconnected = 0;  /* connected to journald's socket */
+
+    /* (Re)connect our socket to journald's: 0 or -errno. GIL held. */
+    static int pystemd_jconnect(void) {
+        struct sockaddr_un sa;
+        int fd = pystemd_jfd, v, r;
+        socklen_t l = sizeof(v);
+        pystemd_jconnected = 0;
+        if (fd < 0) {
+            fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+            if (fd < 0)
+                return -errno;
+            /* room for large datagrams, as libsystemd's own socket (best effort:
+               a smaller buffer only sends more entries through a memfd) */
+            if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, &l) < 0 || v < PYSTEMD_JSNDBUF) {
+                v = PYSTEMD_JSNDBUF;
+                if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)) < 0)
+                    (void) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+            }
+            pystemd_jfd = fd;
+        }
+        memset(&sa, 0, sizeof(sa));
+        sa.sun_family = AF_UNIX;
+        memcpy(sa.sun_path, PYSTEMD_JSOCK, sizeof(PYSTEMD_JSOCK));
+        r = connect(fd, (struct sockaddr *) &sa, offsetof(struct sockaddr_un, sun_path) + sizeof(PYSTEMD_JSOCK));
+        if (r < 0)
+            return -errno;
+        pystemd_jconnected = 1;
+        return 0;
+    }
+
+    /* Forget our socket (closed unless `lost`: then it is not ours any more). */
+    static void pystemd_jreset(int lost) {
+        if (pystemd_jfd >= 0 && !lost)
+            close(pystemd_jfd);
+        pystemd_jfd = -1;
+        pystemd_jconnected = 0;
+    }
+
+    /* One send() of the whole datagram: 0 or -errno. */
+    static int pystemd_jsend(const char *p, size_t n, int nonblock) {
+        ssize_t k = send(pystemd_jfd, p, n, MSG_NOSIGNAL | (nonblock ? MSG_DONTWAIT : 0));
+        return k < 0 ? -errno : 0;
+    }
+
+    /* The datagram in a sealed memfd, the fd passed in an empty datagram:
+       journald's way for entries larger than a datagram. 0 or -errno; no GIL. */
+    static int pystemd_jsend_memfd(const char *p, size_t n) {
+        union { struct cmsghdr align; char buf[CMSG_SPACE(sizeof(int))]; } ctl;
+        struct msghdr mh;
+        struct cmsghdr *cm;
+        size_t off = 0;
+        ssize_t k;
+        int r = 0;
+        int mfd = memfd_create("journal-data", MFD_ALLOW_SEALING | MFD_CLOEXEC);
+        if (mfd < 0)
+            return -errno;
+        while (off < n) {
+            k = write(mfd, p + off, n - off);
+            if (k < 0) {
+                if (errno == EINTR)
+                    continue;
+                r = -errno;
+                goto out;
+            }
+            off += (size_t) k;
+        }
+        if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+            r = -errno;
+            goto out;
+        }
+        memset(&ctl, 0, sizeof(ctl));
+        memset(&mh, 0, sizeof(mh));
+        mh.msg_control = &ctl;
+        mh.msg_controllen = sizeof(ctl);
+        cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &mfd, sizeof(int));
+        mh.msg_controllen = cm->cmsg_len;
+        do
+            k = sendmsg(pystemd_jfd, &mh, MSG_NOSIGNAL);
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
+            r = -errno;
+    out:
+        close(mfd);
+        return r;
+    }
+
+    /* libsystemd adds SYSLOG_IDENTIFIER=<program_invocation_short_name> to an
+       entry without one when the name is "safe" (no control character, quote or
+       backslash); so do we. NULL when it would not. */
+    static const char *pystemd_jident(size_t *len) {
+        const char *s = program_invocation_short_name, *q;
+        if (s == NULL || *s == 0)
+            return NULL;
+        for (q = s; *q; q++)
+            if ((unsigned char) *q < 32 || *q == 127 || *q == 92 || *q == 34 || *q == 39)  /* backslash, quotes */
+                return NULL;
+        *len = (size_t) (q - s);
+        return s;
+    }
+    """
+    int pystemd_jfd
+    int pystemd_jconnected
+    int pystemd_jconnect()
+    void pystemd_jreset(int lost)
+    int pystemd_jsend(const char *p, size_t n, int nonblock) nogil
+    int pystemd_jsend_memfd(const char *p, size_t n) nogil
+    const char *pystemd_jident(size_t *len)
     enum:
-        CLOCK_MONOTONIC_COARSE
-
-cdef enum:
-    _SOCKET_RECHECK_NS = 100000000   # 100 ms
-
-SOCKET_RECHECK_S = _SOCKET_RECHECK_NS / 1e9
-
-# CLOCK_MONOTONIC_COARSE of the last time the socket was seen (0: never); a
-# plain word, read and written by any thread: a stale value only costs a check.
-cdef volatile long long _socket_seen_ns = 0
-
-
-cdef inline bint _socket_seen() noexcept nogil:
-    global _socket_seen_ns
-    cdef timespec ts
-    cdef long long now
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)
-    now = <long long> ts.tv_sec * 1000000000 + ts.tv_nsec
-    if _socket_seen_ns != 0 and now - _socket_seen_ns < _SOCKET_RECHECK_NS:
-        return True
-    if access(_SOCKET, F_OK) != 0:
-        _socket_seen_ns = 0
-        return False
-    _socket_seen_ns = now
-    return True
+        EAGAIN
+        EINTR
+        ENOENT
+        EBADF
+        ENOTSOCK
+        ECONNREFUSED
+        ENOTCONN
+        EDESTADDRREQ
+        EMSGSIZE
+        ENOBUFS
 
 
-def _forget_socket():
-    """Make the next send look for journald's socket again (tests)."""
-    global _socket_seen_ns
-    _socket_seen_ns = 0
+cdef extern from "Python.h":
+    int PyErr_CheckSignals() except -1
+
+
+cdef int _deliver(const char *p, size_t n) except? -9999:
+    """One datagram to journald: 0, -ENOENT (no journald) or another -errno."""
+    cdef int r, again = 1
+    while True:
+        if not pystemd_jconnected:
+            r = pystemd_jconnect()
+            if r < 0:
+                return r
+        r = pystemd_jsend(p, n, 1)
+        if r == -EAGAIN:
+            # journald's queue is full: wait for room without the GIL
+            with nogil:
+                r = pystemd_jsend(p, n, 0)
+        if r == 0:
+            return 0
+        if r == -EINTR:
+            PyErr_CheckSignals()
+        elif r == -EMSGSIZE or r == -ENOBUFS:
+            with nogil:
+                r = pystemd_jsend_memfd(p, n)
+            return r
+        elif (r == -ECONNREFUSED or r == -ENOTCONN or r == -EDESTADDRREQ) and again:
+            # journald's socket was closed (its unit stopped or restarted): once more
+            again = 0
+            r = pystemd_jconnect()
+            if r < 0:
+                return r
+        elif (r == -EBADF or r == -ENOTSOCK) and again:
+            again = 0
+            pystemd_jreset(1)
+        else:
+            return r
+
+
+def reset():
+    """Close the socket entries are sent on; the next send opens and connects a new one.
+
+    Only needed by a program that closed the socket's fd behind pystemd's back
+    and may have reused its number (daemonizing code that closes every fd):
+    call it after such a close. Tests use it too.
+    """
+    pystemd_jreset(0)
+
+
+def _socket_fd():
+    """The fd entries are sent on, -1 before the first send (tests)."""
+    return pystemd_jfd
 
 
 # ---------------------------------------------------------------------------
@@ -231,35 +441,37 @@ cdef str _why_bad(object name):
 
 
 # ---------------------------------------------------------------------------
-# one entry's fields, contiguous in one buffer (stack first, heap when large)
+# one entry, as the datagram journald reads (stack first, heap when large)
+#
+# Each field is written as NAME=value and finished by _buf_end: a value holding
+# a newline is turned into the binary form (NAME\n, its length as little-endian
+# 64 bits, the value), then the field's closing newline is added.
 
 cdef struct Buf:
     char *data
     size_t len
     size_t cap
-    size_t *starts          # start offset of each field; a field ends where the next starts
-    Py_ssize_t n
-    Py_ssize_t ncap
+    size_t cur              # where the open field starts
+    Py_ssize_t n            # fields started
+    bint open               # a field is being written
+    bint has_ident          # a SYSLOG_IDENTIFIER field is among them
     char small[_SMALL_BYTES]
-    size_t small_starts[_SMALL_FIELDS]
 
 
 cdef inline void _buf_init(Buf *b) noexcept nogil:
     b.data = b.small
     b.len = 0
     b.cap = _SMALL_BYTES
-    b.starts = b.small_starts
+    b.cur = 0
     b.n = 0
-    b.ncap = _SMALL_FIELDS
+    b.open = False
+    b.has_ident = False
 
 
 cdef inline void _buf_free(Buf *b) noexcept nogil:
     if b.data != b.small:
         free(b.data)
-    if b.starts != b.small_starts:
-        free(b.starts)
     b.data = NULL
-    b.starts = NULL
 
 
 cdef int _buf_reserve(Buf *b, size_t extra) except -1:
@@ -288,30 +500,42 @@ cdef int _buf_reserve(Buf *b, size_t extra) except -1:
     return 0
 
 
+cdef int _buf_end(Buf *b) except -1:
+    """Finish the open field (binary form if its value holds a newline; closing newline)."""
+    cdef char *start = b.data + b.cur
+    cdef char *eq = <char *> memchr(start, b'=', b.len - b.cur)
+    cdef size_t nlen = <size_t> (eq - start)
+    cdef size_t vlen = b.len - b.cur - nlen - 1
+    cdef uint64_t le
+    b.open = False
+    if nlen == 17 and memcmp(start, b"SYSLOG_IDENTIFIER", 17) == 0:
+        b.has_ident = True
+    if vlen and memchr(eq + 1, b'\n', vlen) != NULL:
+        _buf_reserve(b, 9)
+        eq = b.data + b.cur + nlen
+        memmove(eq + 9, eq + 1, vlen)
+        eq[0] = b'\n'
+        le = htole64(<uint64_t> vlen)
+        memcpy(eq + 1, &le, 8)
+        b.len += 8
+    elif b.len == b.cap:
+        _buf_reserve(b, 1)
+    b.data[b.len] = b'\n'
+    b.len += 1
+    return 0
+
+
 cdef int _buf_field(Buf *b) except -1:
-    """Start a new field at the current end of the buffer."""
-    cdef size_t *p
-    cdef Py_ssize_t cap
+    """Start a new field at the current end of the buffer (finishing the open one)."""
+    if b.open:
+        _buf_end(b)
     if b.n >= _FIELDS_MAX:
         raise FieldError(
             f"a journal entry holds at most {_FIELDS_MAX} fields: journald ignores larger ones"
         )
-    if b.n == b.ncap:
-        cap = b.ncap * 4
-        if cap > _FIELDS_MAX:
-            cap = _FIELDS_MAX
-        if b.starts == b.small_starts:
-            p = <size_t *> malloc(cap * sizeof(size_t))
-            if p != NULL:
-                memcpy(p, b.starts, b.n * sizeof(size_t))
-        else:
-            p = <size_t *> realloc(b.starts, cap * sizeof(size_t))
-        if p == NULL:
-            raise MemoryError("journal entry: out of memory")
-        b.starts = p
-        b.ncap = cap
-    b.starts[b.n] = b.len
+    b.cur = b.len
     b.n += 1
+    b.open = True
     return 0
 
 
@@ -373,11 +597,21 @@ cdef int _put_path_text(Buf *b, object s) except -1:
 
 
 cdef int _put_int_field(Buf *b, const char *prefix, size_t plen, long long v) except -1:
-    cdef char num[32]
-    cdef int k = snprintf(num, sizeof(num), b"%lld", v)
+    cdef char num[24]
+    cdef int k = 24
+    cdef unsigned long long u = <unsigned long long> (-v) if v < 0 else <unsigned long long> v
+    while True:
+        k -= 1
+        num[k] = <char> (48 + u % 10)  # '0' + digit
+        u //= 10
+        if u == 0:
+            break
+    if v < 0:
+        k -= 1
+        num[k] = 45  # '-'
     _buf_field(b)
     _buf_put(b, prefix, plen)
-    return _buf_put(b, num, <size_t> k)
+    return _buf_put(b, num + k, <size_t> (24 - k))
 
 
 cdef int _put_location(Buf *b, int depth) except -1:
@@ -411,9 +645,9 @@ cdef int _put_fields(Buf *b, dict fields, int flags, int *result) except -1:
         if not PyUnicode_Check(key):
             raise TypeError(f"journal field names must be str, got {type(key).__name__}")
         kp = PyUnicode_AsUTF8AndSize(key, &kl)
-        if kl == 0 or memchr(kp, b'\n', <size_t> kl) != NULL or memchr(kp, b'=', <size_t> kl) != NULL:
-            raise FieldError(f"journal field name must not be empty or contain '=' or a newline: {key!r}")
-        if not _name_ok(kp, kl):
+        if not _name_ok(kp, kl):  # (a good name has no '=' or newline)
+            if kl == 0 or memchr(kp, b'\n', <size_t> kl) != NULL or memchr(kp, b'=', <size_t> kl) != NULL:
+                raise FieldError(f"journal field name must not be empty or contain '=' or a newline: {key!r}")
             if flags & _STRICT:
                 raise FieldError(_why_bad(key))
             result[0] |= _BAD_NAME
@@ -427,78 +661,62 @@ cdef int _put_fields(Buf *b, dict fields, int flags, int *result) except -1:
     return 0
 
 
-cdef int _submit(Buf *b, tuple items, int flags, int result) except -1:
-    """sd_journal_sendv(items + b's fields) with the GIL released; report failures."""
-    cdef Py_ssize_t nitems = PyTuple_GET_SIZE(items) if items is not None else 0
-    cdef Py_ssize_t n = nitems + b.n, i
-    cdef iovec small_iov[_SMALL_FIELDS]
-    cdef iovec *iov = small_iov
+cdef int _put_items(Buf *b, tuple items, int flags, int *result) except -1:
+    """Each ready ``NAME=value`` item (str or bytes) as one field."""
+    cdef Py_ssize_t i, l
     cdef const char *p
     cdef const char *eq
-    cdef Py_ssize_t l
-    cdef size_t total = b.len
-    cdef int r = 0
-    cdef bint missing = False
+    for i in range(PyTuple_GET_SIZE(items)):
+        item = <object> PyTuple_GET_ITEM(items, i)
+        if PyUnicode_Check(item):
+            p = PyUnicode_AsUTF8AndSize(item, &l)
+        elif PyBytes_Check(item):
+            p = PyBytes_AS_STRING(item)
+            l = PyBytes_GET_SIZE(item)
+        else:
+            raise TypeError(
+                f"journal items must be str or bytes 'NAME=value', got {type(item).__name__}"
+            )
+        eq = <const char *> memchr(p, b'=', <size_t> l)
+        if eq == NULL or eq == p:
+            raise FieldError(f"journal item must look like 'NAME=value', got {item[:80]!r}")
+        if not _name_ok(p, eq - p):
+            if flags & _STRICT:
+                raise FieldError(_why_bad((<bytes> p[: eq - p]).decode("utf-8", "replace")))
+            result[0] |= _BAD_NAME
+        if memchr(p, b'\n', <size_t> (eq - p)) != NULL:
+            raise FieldError(f"journal field name contains a newline: {item[:80]!r}")
+        _buf_field(b)
+        _buf_put(b, p, <size_t> l)
+    return 0
 
-    if n == 0:
+
+cdef int _submit(Buf *b, int flags, int result) except -1:
+    """Send the entry in ``b`` to journald; report failures (raise or return bits)."""
+    cdef const char *ident
+    cdef size_t il = 0
+    cdef int r
+    if b.n == 0:
         raise FieldError("nothing to send: a journal entry needs at least one NAME=value field")
-    if n > _FIELDS_MAX:
-        raise FieldError(
-            f"a journal entry holds at most {_FIELDS_MAX} fields, got {n}: journald ignores larger ones"
-        )
-    if n > _SMALL_FIELDS:
-        iov = <iovec *> malloc(n * sizeof(iovec))
-        if iov == NULL:
-            raise MemoryError("journal entry: out of memory")
-    try:
-        for i in range(nitems):
-            item = <object> PyTuple_GET_ITEM(items, i)
-            if PyUnicode_Check(item):
-                p = PyUnicode_AsUTF8AndSize(item, &l)
-            elif PyBytes_Check(item):
-                p = PyBytes_AS_STRING(item)
-                l = PyBytes_GET_SIZE(item)
-            else:
-                raise TypeError(
-                    f"journal items must be str or bytes 'NAME=value', got {type(item).__name__}"
-                )
-            eq = <const char *> memchr(p, b'=', <size_t> l)
-            if eq == NULL or eq == p:
-                raise FieldError(f"journal item must look like 'NAME=value', got {item[:80]!r}")
-            if not _name_ok(p, eq - p):
-                if flags & _STRICT:
-                    raise FieldError(_why_bad((<bytes> p[: eq - p]).decode("utf-8", "replace")))
-                result |= _BAD_NAME
-            if memchr(p, b'\n', <size_t> (eq - p)) != NULL:
-                raise FieldError(f"journal field name contains a newline: {item[:80]!r}")
-            total += <size_t> l
-            if total > _DATA_SIZE_MAX:
-                raise FieldError(
-                    f"journal entry too large (more than {_DATA_SIZE_MAX} bytes): journald ignores it"
-                )
-            iov[i].iov_base = <void *> p
-            iov[i].iov_len = <size_t> l
-        for i in range(b.n):
-            iov[nitems + i].iov_base = b.data + b.starts[i]
-            iov[nitems + i].iov_len = (b.starts[i + 1] if i + 1 < b.n else b.len) - b.starts[i]
-
-        with nogil:
-            r = sd_journal_sendv(iov, <int> n)
-            if r == 0:
-                missing = not _socket_seen()
-    finally:
-        if iov != small_iov:
-            free(iov)
-
-    check_ctx(r, SOCKET_PATH)
-    if missing:
+    if b.open:
+        _buf_end(b)
+    if not b.has_ident:
+        ident = pystemd_jident(&il)
+        if ident != NULL:
+            _buf_field(b)
+            _buf_put(b, b"SYSLOG_IDENTIFIER=", 18)
+            _buf_put(b, ident, il)
+            _buf_end(b)
+    r = _deliver(b.data, b.len)
+    if r == -ENOENT:
         if flags & _STRICT:
             raise FileNotFoundError(
                 _errno.ENOENT,
                 "journald is not running here (its socket does not exist); the entry was not logged",
                 SOCKET_PATH,
             )
-        result |= _NO_JOURNALD
+        return result | _NO_JOURNALD
+    check_ctx(r, SOCKET_PATH)
     return result
 
 
@@ -543,7 +761,7 @@ cdef int _entry(message, message_id, code_file, code_line, code_func, dict field
                 _put_text(&b, code_func, "CODE_FUNC")
         if fields:
             _put_fields(&b, fields, flags, &result)
-        return _submit(&b, None, flags, result)
+        return _submit(&b, flags, result)
     finally:
         _buf_free(&b)
 
@@ -554,9 +772,10 @@ cdef int _entry_v(tuple items, dict fields, int flags) except -1:
     cdef int result = 0
     _buf_init(&b)
     try:
+        _put_items(&b, items, flags, &result)
         if fields:
             _put_fields(&b, fields, flags | _OLD_STYLE, &result)
-        return _submit(&b, items, flags, result)
+        return _submit(&b, flags, result)
     finally:
         _buf_free(&b)
 
@@ -599,7 +818,7 @@ def send(MESSAGE, MESSAGE_ID=None, CODE_FILE=None, CODE_LINE=None, CODE_FUNC=Non
     Raises ``FieldError`` (a ``ValueError``) for a name journald would drop
     (it keeps ``[A-Z0-9_]``, not starting with ``_`` or a digit, at most 64
     characters), ``FileNotFoundError`` when journald's socket does not exist,
-    and ``OSError`` for any other failure of ``sd_journal_sendv``.
+    and ``OSError`` for any other failure to send.
     """
     _entry(MESSAGE, MESSAGE_ID, CODE_FILE, CODE_LINE, CODE_FUNC, kwargs, 0, _STRICT | _LOCATION)
 
@@ -658,7 +877,7 @@ def caller(int depth):
 
 
 def socket_present():
-    """True if journald's native socket exists (where sd_journal_sendv writes)."""
+    """True if journald's native socket exists (where entries are sent)."""
     cdef int r
     with nogil:
         r = access(_SOCKET, F_OK)
