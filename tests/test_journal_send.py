@@ -336,6 +336,52 @@ def test_journal_handler_end_to_end(systemd_sandbox: Any, tmp_path: Path) -> Non
     assert one(exc, "MESSAGE").startswith(b"failed\nTraceback")
 
 
+FORK_AND_THREADS = """
+import os, sys, threading
+from pystemd._writer import send
+tag = sys.argv[1]
+send("parent before fork", TEST_TAG=tag, SENDER_PID=os.getpid())
+pid = os.fork()
+if pid == 0:  # the child shares the parent's connected socket
+    send("child", TEST_TAG=tag, SENDER_PID=os.getpid())
+    os._exit(0)
+assert os.waitpid(pid, 0)[1] == 0
+
+def worker(i):
+    for k in range(40):
+        send(f"thread {i} {k}", TEST_TAG=tag, SENDER_PID=os.getpid(), BLOB=b"\\x00\\n" * (i * 40 + k))
+
+threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+send("parent after fork", TEST_TAG=tag, SENDER_PID=os.getpid())
+"""
+
+
+@pytest.mark.sandbox
+def test_fork_and_threads_share_the_socket(systemd_sandbox: Any) -> None:
+    # inside the sandbox (its PID namespace), so journald's _PID is the sender's
+    sb = systemd_sandbox
+    tag = uuid.uuid4().hex
+    cp = sb.run([PY, "-c", FORK_AND_THREADS, tag], check=False)
+    assert cp.returncode == 0, cp.stderr
+    want = 3 + 6 * 40
+    got = read_entries(sb.journal_dir, f"TEST_TAG={tag}", want)
+    msgs = [one(e, "MESSAGE") for e in got]
+    assert len(msgs) == want and len(set(msgs)) == want  # none lost, none twice
+    for e in got:
+        # the kernel's credentials of the process that sent it (parent or child)
+        assert one(e, "_PID") == one(e, "SENDER_PID")
+        m = one(e, "MESSAGE")
+        if m.startswith(b"thread "):
+            i, k = map(int, m.split()[1:])
+            assert one(e, "BLOB") == b"\x00\n" * (i * 40 + k)
+    pids = {one(e, "MESSAGE"): one(e, "_PID") for e in got}
+    assert pids[b"child"] != pids[b"parent before fork"] == pids[b"parent after fork"]
+
+
 # -- failures are reported ----------------------------------------------------------------
 
 NO_JOURNALD = """
