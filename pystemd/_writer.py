@@ -43,6 +43,7 @@ __all__ = [
     "_make_line",
     "_valid_field_name",
     "log",
+    "reset_socket",
     "send",
     "sendv",
     "stream",
@@ -90,6 +91,18 @@ def _make_line(field: str, value: Any) -> Union[str, bytes]:
 # own, so the caller's location is one frame lookup and a call costs no wrapper.
 send = _jsend.send
 sendv = _jsend.sendv
+
+
+def reset_socket() -> None:
+    """Open a new socket to journald on the next send.
+
+    Entries go out on one socket connected to journald's at the first send.
+    A program that closes every file descriptor (daemonizing code) and may
+    reuse that fd's number for something else before logging again must call
+    this right after the close; without a reuse, a closed socket is noticed
+    and replaced by itself.
+    """
+    _jsend.reset()
 
 
 def log(priority: int, message: Any, **fields: Any) -> None:

@@ -503,7 +503,8 @@ os.close(_jsend._socket_fd())
 out["fd_closed"] = [attempt("seven"), got(rx)]
 # reset(): a new socket on the next send
 old = _jsend._socket_fd()
-_jsend.reset()
+from pystemd.journal import reset_socket
+reset_socket()
 out["reset"] = [_jsend._socket_fd(), attempt("eight"), got(rx), _jsend._socket_fd() >= 0]
 print(json.dumps(out))
 """
@@ -770,7 +771,7 @@ def test_make_line_is_python_systemds() -> None:
 
 def test_exports() -> None:
     assert set(_writer.__all__) == {
-        "send", "sendv", "stream", "stream_fd", "JournalHandler", "log",
+        "send", "sendv", "stream", "stream_fd", "JournalHandler", "log", "reset_socket",
         "_make_line", "_valid_field_name", "_IDENT_CHARACTER",
     }  # fmt: skip
     assert _writer._compat_send.__name__ == "send"
