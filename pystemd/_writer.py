@@ -16,8 +16,10 @@ what python-systemd hid with a :class:`JournalWarning` (once per process for a
 missing journald). See docs/journal-writing.md for every decision.
 
 Both flavours share the C layer (:mod:`pystemd._jsend`): the fields are built
-in C, the caller's CODE_FILE/CODE_LINE/CODE_FUNC come from the interpreter's
-frame (no stack walk), and ``sd_journal_sendv`` runs with the GIL released.
+in C into journald's native datagram, the caller's CODE_FILE/CODE_LINE/CODE_FUNC
+come from the interpreter's frame (no stack walk), and the datagram goes out
+with one send() on a socket connected to journald's (the GIL released only
+when journald's queue is full).
 The older pystemd's ``log(priority, message, **fields)`` and
 ``sendv(*items, **fields)`` forms are here too, with priority checked (0-7).
 """
