@@ -71,25 +71,18 @@ static double now(clockid_t c) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* n sd_journal_sendv calls of the n_fields fields, in bursts of `burst`, with
- * `pause_us` between bursts; only the bursts are timed. */
-int floor_send(const char **fields, int n_fields, long n, int burst, long pause_us,
-               struct timing *t) {
-    struct iovec iov[32];
+/* n calls of one(ctx), in bursts of `burst`, with `pause_us` between bursts;
+ * only the bursts are timed. */
+static void timed(int (*one)(void *), void *ctx, long n, int burst, long pause_us,
+                  struct timing *t) {
     long done = 0;
-    if (n_fields > 32)
-        return -22;
-    for (int i = 0; i < n_fields; i++) {
-        iov[i].iov_base = (void *) fields[i];
-        iov[i].iov_len = strlen(fields[i]);
-    }
     t->wall = t->cpu = 0;
     t->failed = t->ok = 0;
     while (done < n) {
         long k = n - done < burst ? n - done : burst;
         double c0 = now(CLOCK_PROCESS_CPUTIME_ID), w0 = now(CLOCK_MONOTONIC);
         for (long i = 0; i < k; i++) {
-            if (sd_journal_sendv(iov, n_fields) < 0)
+            if (one(ctx) < 0)
                 t->failed++;
             else
                 t->ok++;
@@ -101,7 +94,34 @@ int floor_send(const char **fields, int n_fields, long n, int burst, long pause_
         if (pause_us > 0)
             usleep(pause_us);
     }
+}
+
+struct vec { struct iovec iov[32]; int n; };
+
+static int one_sendv(void *ctx) {
+    struct vec *v = ctx;
+    return sd_journal_sendv(v->iov, v->n);
+}
+
+/* sd_journal_sendv of the n_fields fields, n times */
+int floor_send(const char **fields, int n_fields, long n, int burst, long pause_us,
+               struct timing *t) {
+    struct vec v = {.n = n_fields};
+    if (n_fields > 32)
+        return -22;
+    for (int i = 0; i < n_fields; i++) {
+        v.iov[i].iov_base = (void *) fields[i];
+        v.iov[i].iov_len = strlen(fields[i]);
+    }
+    timed(one_sendv, &v, n, burst, pause_us, t);
     return 0;
+}
+
+struct dgram { int fd; size_t len; char data[8192]; };
+
+static int one_send(void *ctx) {
+    struct dgram *d = ctx;
+    return send(d->fd, d->data, d->len, MSG_NOSIGNAL) < 0 ? -1 : 0;
 }
 
 /* The floor of pystemd's own way: the same entry as sd_journal_sendv's datagram
@@ -110,37 +130,23 @@ int floor_send(const char **fields, int n_fields, long n, int burst, long pause_
 int floor_send_connected(const char **fields, int n_fields, long n, int burst, long pause_us,
                          struct timing *t) {
     extern char *program_invocation_short_name;
-    static char dgram[8192];
+    static struct dgram d;
     struct sockaddr_un sa = {.sun_family = AF_UNIX, .sun_path = "/run/systemd/journal/socket"};
-    size_t len = 0;
-    long done = 0;
-    int fd;
+    d.len = 0;
     for (int i = 0; i < n_fields; i++)
-        len += (size_t) snprintf(dgram + len, sizeof(dgram) - len, "%s\n", fields[i]);
-    len += (size_t) snprintf(dgram + len, sizeof(dgram) - len, "SYSLOG_IDENTIFIER=%s\n",
-                             program_invocation_short_name);
-    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+        d.len += (size_t) snprintf(d.data + d.len, sizeof(d.data) - d.len, "%s\n", fields[i]);
+    d.len += (size_t) snprintf(d.data + d.len, sizeof(d.data) - d.len, "SYSLOG_IDENTIFIER=%s\n",
+                               program_invocation_short_name);
+    d.fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (d.fd < 0)
         return -errno;
-    t->wall = t->cpu = 0;
-    t->failed = t->ok = 0;
-    while (done < n) {
-        long k = n - done < burst ? n - done : burst;
-        double c0 = now(CLOCK_PROCESS_CPUTIME_ID), w0 = now(CLOCK_MONOTONIC);
-        for (long i = 0; i < k; i++) {
-            if (send(fd, dgram, len, MSG_NOSIGNAL) < 0)
-                t->failed++;
-            else
-                t->ok++;
-        }
-        double w1 = now(CLOCK_MONOTONIC), c1 = now(CLOCK_PROCESS_CPUTIME_ID);
-        t->wall += w1 - w0;
-        t->cpu += c1 - c0;
-        done += k;
-        if (pause_us > 0)
-            usleep(pause_us);
+    if (connect(d.fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+        int e = errno;
+        close(d.fd);
+        return -e;
     }
-    close(fd);
+    timed(one_send, &d, n, burst, pause_us, t);
+    close(d.fd);
     return 0;
 }
 """

@@ -419,18 +419,23 @@ cdef inline bint _name_ok(const char *p, Py_ssize_t n) noexcept nogil:
     return True
 
 
+cdef inline bint _text(object v, const char **p, Py_ssize_t *n) except -1:
+    """p, n = the bytes of a str (UTF-8) or bytes object; False for any other type."""
+    if PyUnicode_Check(v):
+        p[0] = PyUnicode_AsUTF8AndSize(v, n)
+    elif PyBytes_Check(v):
+        p[0] = PyBytes_AS_STRING(v)
+        n[0] = PyBytes_GET_SIZE(v)
+    else:
+        return False
+    return True
+
+
 def valid_field_name(name):
     """True if journald keeps a field called ``name`` (str or bytes)."""
     cdef Py_ssize_t n
     cdef const char *p
-    if PyUnicode_Check(name):
-        p = PyUnicode_AsUTF8AndSize(name, &n)
-    elif PyBytes_Check(name):
-        p = PyBytes_AS_STRING(name)
-        n = PyBytes_GET_SIZE(name)
-    else:
-        return False
-    return _name_ok(p, n)
+    return _text(name, &p, &n) and _name_ok(p, n)
 
 
 cdef str _why_bad(object name):
@@ -551,12 +556,7 @@ cdef int _put_text(Buf *b, object v, str what) except -1:
     """str (UTF-8) or bytes (as is); anything else is a TypeError naming ``what``."""
     cdef Py_ssize_t l
     cdef const char *p
-    if PyUnicode_Check(v):
-        p = PyUnicode_AsUTF8AndSize(v, &l)
-    elif PyBytes_Check(v):
-        p = PyBytes_AS_STRING(v)
-        l = PyBytes_GET_SIZE(v)
-    else:
+    if not _text(v, &p, &l):
         raise TypeError(f"{what} must be str or bytes, got {type(v).__name__}")
     return _buf_put(b, p, <size_t> l)
 
@@ -668,12 +668,7 @@ cdef int _put_items(Buf *b, tuple items, int flags, int *result) except -1:
     cdef const char *eq
     for i in range(PyTuple_GET_SIZE(items)):
         item = <object> PyTuple_GET_ITEM(items, i)
-        if PyUnicode_Check(item):
-            p = PyUnicode_AsUTF8AndSize(item, &l)
-        elif PyBytes_Check(item):
-            p = PyBytes_AS_STRING(item)
-            l = PyBytes_GET_SIZE(item)
-        else:
+        if not _text(item, &p, &l):
             raise TypeError(
                 f"journal items must be str or bytes 'NAME=value', got {type(item).__name__}"
             )
@@ -897,12 +892,7 @@ def stream_fd(identifier, int priority, level_prefix):
     if priority < 0 or priority > 7:
         raise ValueError(f"priority must be 0-7 (LOG_EMERG..LOG_DEBUG), got {priority}")
     if identifier is not None:
-        if PyUnicode_Check(identifier):
-            ident = PyUnicode_AsUTF8AndSize(identifier, &l)
-        elif PyBytes_Check(identifier):
-            ident = PyBytes_AS_STRING(identifier)
-            l = PyBytes_GET_SIZE(identifier)
-        else:
+        if not _text(identifier, &ident, &l):
             raise TypeError(f"identifier must be str, bytes or None, got {type(identifier).__name__}")
         if memchr(ident, 0, <size_t> l) != NULL or memchr(ident, b'\n', <size_t> l) != NULL:
             raise ValueError(f"identifier must not contain NUL or newline: {identifier!r}")
