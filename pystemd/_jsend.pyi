@@ -22,7 +22,7 @@ def send(
     CODE_FILE: Optional[_Text] = None,
     CODE_LINE: Optional[int] = None,
     CODE_FUNC: Optional[_Text] = None,
-    **kwargs: Any,
+    **fields: Any,
 ) -> None: ...
 def compat_send(
     MESSAGE: _Text,
@@ -30,7 +30,7 @@ def compat_send(
     CODE_FILE: Optional[_Text] = None,
     CODE_LINE: Optional[int] = None,
     CODE_FUNC: Optional[_Text] = None,
-    **kwargs: Any,
+    **fields: Any,
 ) -> None: ...
 def sendv(*items: _Text, **fields: Any) -> None: ...
 def compat_sendv(*items: _Text, **fields: Any) -> None: ...

@@ -41,7 +41,7 @@ from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.unicode cimport PyUnicode_Check
 from libc.stdlib cimport free, malloc, realloc
 from libc.stdint cimport uint64_t
-from libc.string cimport memchr, memcmp, memcpy, memmove
+from libc.string cimport memchr, memcmp, memcpy, memmove, strlen
 
 from libsystemd.sd_journal cimport sd_journal_stream_fd
 from pystemd._errors cimport check_ctx
@@ -58,6 +58,16 @@ cdef extern from "endian.h" nogil:
     uint64_t htole64(uint64_t v)
 
 cdef extern from "Python.h":
+    ctypedef object (*PyCFunction)(object, object)
+    ctypedef struct PyMethodDef:
+        const char *ml_name
+        PyCFunction ml_meth
+        int ml_flags
+        const char *ml_doc
+    enum:
+        METH_FASTCALL
+        METH_KEYWORDS
+    object PyCFunction_NewEx(PyMethodDef *ml, object self, object module)
     const char *PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t *size) except NULL
     object PyUnicode_AsEncodedString(object unicode, const char *encoding, const char *errors)
 
@@ -633,31 +643,34 @@ cdef int _put_location(Buf *b, int depth) except -1:
     return 0
 
 
+cdef int _put_field(Buf *b, object key, object value, int flags, int *result) except -1:
+    """One ``name=value`` keyword field."""
+    cdef Py_ssize_t kl
+    cdef const char *kp
+    if not PyUnicode_Check(key):
+        raise TypeError(f"journal field names must be str, got {type(key).__name__}")
+    kp = PyUnicode_AsUTF8AndSize(key, &kl)
+    if not _name_ok(kp, kl):  # (a good name has no '=' or newline)
+        if kl == 0 or memchr(kp, b'\n', <size_t> kl) != NULL or memchr(kp, b'=', <size_t> kl) != NULL:
+            raise FieldError(f"journal field name must not be empty or contain '=' or a newline: {key!r}")
+        if flags & _STRICT:
+            raise FieldError(_why_bad(key))
+        result[0] |= _BAD_NAME
+    _buf_field(b)
+    _buf_put(b, kp, <size_t> kl)
+    _buf_put(b, b"=", 1)
+    if flags & _OLD_STYLE:
+        return _put_old_style_value(b, value)
+    return _put_value(b, value)
+
+
 cdef int _put_fields(Buf *b, dict fields, int flags, int *result) except -1:
     """Each ``name: value`` of ``fields`` as one ``NAME=value`` field."""
-    cdef Py_ssize_t pos = 0, kl
+    cdef Py_ssize_t pos = 0
     cdef PyObject *k
     cdef PyObject *v
-    cdef const char *kp
     while PyDict_Next(fields, &pos, &k, &v):
-        key = <object> k
-        value = <object> v
-        if not PyUnicode_Check(key):
-            raise TypeError(f"journal field names must be str, got {type(key).__name__}")
-        kp = PyUnicode_AsUTF8AndSize(key, &kl)
-        if not _name_ok(kp, kl):  # (a good name has no '=' or newline)
-            if kl == 0 or memchr(kp, b'\n', <size_t> kl) != NULL or memchr(kp, b'=', <size_t> kl) != NULL:
-                raise FieldError(f"journal field name must not be empty or contain '=' or a newline: {key!r}")
-            if flags & _STRICT:
-                raise FieldError(_why_bad(key))
-            result[0] |= _BAD_NAME
-        _buf_field(b)
-        _buf_put(b, kp, <size_t> kl)
-        _buf_put(b, b"=", 1)
-        if flags & _OLD_STYLE:
-            _put_old_style_value(b, value)
-        else:
-            _put_value(b, value)
+        _put_field(b, <object> k, <object> v, flags, result)
     return 0
 
 
@@ -718,6 +731,39 @@ cdef int _submit(Buf *b, int flags, int result) except -1:
 # ---------------------------------------------------------------------------
 # the verbs
 
+cdef int _put_head(Buf *b, message, message_id, code_file, code_line, code_func, int depth,
+                   int flags) except -1:
+    """MESSAGE, MESSAGE_ID, then the given CODE_* fields or the caller's location."""
+    _buf_field(b)
+    _buf_put(b, b"MESSAGE=", 8)
+    _put_text(b, message, "MESSAGE")
+    if message_id is not None:
+        _buf_field(b)
+        _buf_put(b, b"MESSAGE_ID=", 11)
+        if not (PyUnicode_Check(message_id) or PyBytes_Check(message_id)):
+            message_id = getattr(message_id, "hex", message_id)
+        _put_text(b, message_id, "MESSAGE_ID")
+    if code_file is None and code_line is None and code_func is None:
+        if flags & _LOCATION:
+            _put_location(b, depth)
+        return 0
+    if code_file is not None:
+        _buf_field(b)
+        _buf_put(b, b"CODE_FILE=", 10)
+        _put_text(b, code_file, "CODE_FILE")
+    if code_line is not None:
+        try:
+            line = code_line.__index__()
+        except AttributeError:
+            raise TypeError(f"CODE_LINE must be an int, got {type(code_line).__name__}") from None
+        _put_int_field(b, b"CODE_LINE=", 10, line)
+    if code_func is not None:
+        _buf_field(b)
+        _buf_put(b, b"CODE_FUNC=", 10)
+        _put_text(b, code_func, "CODE_FUNC")
+    return 0
+
+
 cdef int _entry(message, message_id, code_file, code_line, code_func, dict fields, int depth,
                 int flags) except -1:
     """Build and send one entry: MESSAGE, MESSAGE_ID, the CODE_* fields, then ``fields``."""
@@ -725,35 +771,7 @@ cdef int _entry(message, message_id, code_file, code_line, code_func, dict field
     cdef int result = 0
     _buf_init(&b)
     try:
-        _buf_field(&b)
-        _buf_put(&b, b"MESSAGE=", 8)
-        _put_text(&b, message, "MESSAGE")
-        if message_id is not None:
-            _buf_field(&b)
-            _buf_put(&b, b"MESSAGE_ID=", 11)
-            if not (PyUnicode_Check(message_id) or PyBytes_Check(message_id)):
-                message_id = getattr(message_id, "hex", message_id)
-            _put_text(&b, message_id, "MESSAGE_ID")
-        if code_file is None and code_line is None and code_func is None:
-            if flags & _LOCATION:
-                _put_location(&b, depth)
-        else:
-            if code_file is not None:
-                _buf_field(&b)
-                _buf_put(&b, b"CODE_FILE=", 10)
-                _put_text(&b, code_file, "CODE_FILE")
-            if code_line is not None:
-                try:
-                    line = code_line.__index__()
-                except AttributeError:
-                    raise TypeError(
-                        f"CODE_LINE must be an int, got {type(code_line).__name__}"
-                    ) from None
-                _put_int_field(&b, b"CODE_LINE=", 10, line)
-            if code_func is not None:
-                _buf_field(&b)
-                _buf_put(&b, b"CODE_FUNC=", 10)
-                _put_text(&b, code_func, "CODE_FUNC")
+        _put_head(&b, message, message_id, code_file, code_line, code_func, depth, flags)
         if fields:
             _put_fields(&b, fields, flags, &result)
         return _submit(&b, flags, result)
@@ -796,36 +814,129 @@ cdef int _report(int r, dict fields, tuple items) except -1:
 # The verbs themselves are C functions (no Python frame of their own: the
 # caller's location is the innermost frame, and a call costs no wrapper).
 
-@cython.binding(True)
-def send(MESSAGE, MESSAGE_ID=None, CODE_FILE=None, CODE_LINE=None, CODE_FUNC=None, **kwargs):
-    r"""Send one entry to the journal.
+# send() and compat_send() take python-systemd's arguments (MESSAGE,
+# MESSAGE_ID=None, CODE_FILE=None, CODE_LINE=None, CODE_FUNC=None, **fields)
+# through CPython's vectorcall convention: the keyword fields are read from the
+# call's own arrays, no dict is made for them (a third of what the Python side
+# of a send cost).
 
-    >>> send("Hello world")
-    >>> send("Binary", BINARY=b"\xde\xad\xbe\xef", MULTI_LINE="a\nb", COUNT=3)
-
-    ``MESSAGE`` is str (sent as UTF-8) or bytes. ``MESSAGE_ID`` is a
-    ``uuid.UUID`` or a hex str. Unless one of ``CODE_FILE``/``CODE_LINE``/
-    ``CODE_FUNC`` is given, the three are the caller's file, line and
-    function. Each keyword is one field: bytes are sent as they are (any
-    content, newlines and NULs included), str as UTF-8, anything else as
-    ``str(value)``.
-
-    Raises ``FieldError`` (a ``ValueError``) for a name journald would drop
-    (it keeps ``[A-Z0-9_]``, not starting with ``_`` or a digit, at most 64
-    characters), ``FileNotFoundError`` when journald's socket does not exist,
-    and ``OSError`` for any other failure to send.
-    """
-    _entry(MESSAGE, MESSAGE_ID, CODE_FILE, CODE_LINE, CODE_FUNC, kwargs, 0, _STRICT | _LOCATION)
+cdef const char *_PARAM_NAMES[5]
+_PARAM_NAMES[:] = [b"MESSAGE", b"MESSAGE_ID", b"CODE_FILE", b"CODE_LINE", b"CODE_FUNC"]
 
 
-@cython.binding(True)
-def compat_send(MESSAGE, MESSAGE_ID=None, CODE_FILE=None, CODE_LINE=None, CODE_FUNC=None,
-                **kwargs):
-    """python-systemd's ``journal.send``: as :func:`send`, but a field name journald
-    drops and a missing journald are reported to the reporter (warnings), not raised."""
-    cdef int r = _entry(MESSAGE, MESSAGE_ID, CODE_FILE, CODE_LINE, CODE_FUNC, kwargs, 0, _LOCATION)
+cdef inline int _param_index(object name) except -2:
+    """Which of send()'s named parameters ``name`` is, or -1 (a field)."""
+    cdef Py_ssize_t n
+    cdef const char *p
+    cdef int i
+    if not PyUnicode_Check(name):
+        return -1
+    p = PyUnicode_AsUTF8AndSize(name, &n)
+    if n != 7 and n != 9 and n != 10:
+        return -1
+    for i in range(5):
+        if strlen(_PARAM_NAMES[i]) == <size_t> n and memcmp(p, _PARAM_NAMES[i], <size_t> n) == 0:
+            return i
+    return -1
+
+
+cdef int _send_call(PyObject **args, Py_ssize_t nargs, object kwnames, int flags) except -1:
+    """One send() call, its arguments as vectorcall gives them; the result bits."""
+    cdef PyObject *p[5]
+    cdef Py_ssize_t i, nkw = PyTuple_GET_SIZE(kwnames) if kwnames is not None else 0
+    cdef int j, result = 0
+    cdef Buf b
+    if nargs > 5:
+        raise TypeError(f"send() takes from 1 to 5 positional arguments but {nargs} were given")
+    for j in range(5):
+        p[j] = args[j] if j < nargs else NULL
+    for i in range(nkw):
+        j = _param_index(<object> PyTuple_GET_ITEM(kwnames, i))
+        if j >= 0:
+            if p[j] != NULL:
+                raise TypeError(f"send() got multiple values for argument '{_PARAM_NAMES[j].decode()}'")
+            p[j] = args[nargs + i]
+    if p[0] == NULL:
+        raise TypeError("send() missing 1 required positional argument: 'MESSAGE'")
+    _buf_init(&b)
+    try:
+        _put_head(&b, <object> p[0],
+                  <object> p[1] if p[1] != NULL else None, <object> p[2] if p[2] != NULL else None,
+                  <object> p[3] if p[3] != NULL else None, <object> p[4] if p[4] != NULL else None,
+                  0, flags)
+        for i in range(nkw):
+            name = <object> PyTuple_GET_ITEM(kwnames, i)
+            if _param_index(name) < 0:
+                _put_field(&b, name, <object> args[nargs + i], flags, &result)
+        return _submit(&b, flags, result)
+    finally:
+        _buf_free(&b)
+
+
+cdef dict _fields_of(PyObject **args, Py_ssize_t nargs, object kwnames):
+    """The keyword fields of a send() call, as the dict ``**fields`` would be."""
+    cdef dict fields = {}
+    cdef Py_ssize_t i
+    if kwnames is not None:
+        for i in range(PyTuple_GET_SIZE(kwnames)):
+            name = <object> PyTuple_GET_ITEM(kwnames, i)
+            if _param_index(name) < 0:
+                fields[name] = <object> args[nargs + i]
+    return fields
+
+
+cdef object _send_vc(PyObject *module, PyObject **args, Py_ssize_t nargs, PyObject *kwnames):
+    _send_call(args, nargs, <object> kwnames if kwnames != NULL else None, _STRICT | _LOCATION)
+    return None
+
+
+cdef object _compat_send_vc(PyObject *module, PyObject **args, Py_ssize_t nargs, PyObject *kwnames):
+    kw = <object> kwnames if kwnames != NULL else None
+    cdef int r = _send_call(args, nargs, kw, _LOCATION)
     if r:
-        _report(r, kwargs, ())
+        _report(r, _fields_of(args, nargs, kw), ())
+    return None
+
+
+cdef PyMethodDef _send_defs[2]
+_send_defs[0].ml_name = b"send"
+_send_defs[0].ml_meth = <PyCFunction> <void *> _send_vc
+_send_defs[0].ml_flags = METH_FASTCALL | METH_KEYWORDS
+_send_defs[0].ml_doc = b"""send($module, /, MESSAGE, MESSAGE_ID=None, CODE_FILE=None, CODE_LINE=None, CODE_FUNC=None, **fields)
+--
+
+Send one entry to the journal.
+
+>>> send("Hello world")
+>>> send("Binary", BINARY=b"\\xde\\xad\\xbe\\xef", MULTI_LINE="a\\nb", COUNT=3)
+
+``MESSAGE`` is str (sent as UTF-8) or bytes. ``MESSAGE_ID`` is a
+``uuid.UUID`` or a hex str. Unless one of ``CODE_FILE``/``CODE_LINE``/
+``CODE_FUNC`` is given, the three are the caller's file, line and
+function. Each keyword is one field: bytes are sent as they are (any
+content, newlines and NULs included), str as UTF-8, anything else as
+``str(value)``.
+
+Raises ``FieldError`` (a ``ValueError``) for a name journald would drop
+(it keeps ``[A-Z0-9_]``, not starting with ``_`` or a digit, at most 64
+characters), ``FileNotFoundError`` when journald's socket does not exist,
+and ``OSError`` for any other failure to send.
+"""
+_send_defs[1].ml_name = b"send"
+_send_defs[1].ml_meth = <PyCFunction> <void *> _compat_send_vc
+_send_defs[1].ml_flags = METH_FASTCALL | METH_KEYWORDS
+_send_defs[1].ml_doc = b"""send($module, /, MESSAGE, MESSAGE_ID=None, CODE_FILE=None, CODE_LINE=None, CODE_FUNC=None, **fields)
+--
+
+python-systemd's ``journal.send``: as pystemd's ``send``, but a field name
+journald drops and a missing journald are reported to the reporter
+(warnings), not raised.
+"""
+
+import sys as _sys
+send = PyCFunction_NewEx(&_send_defs[0], _sys.modules[__name__], __name__)
+compat_send = PyCFunction_NewEx(&_send_defs[1], _sys.modules[__name__], __name__)
+del _sys
 
 
 @cython.binding(True)

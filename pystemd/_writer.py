@@ -395,7 +395,8 @@ class _CompatJournalHandler(JournalHandler):
         return _compat_send
 
 
-for _f, _name in ((_compat_send, "send"), (_compat_sendv, "sendv"), (_compat_stream, "stream")):
+# (_compat_send is a C function already called "send")
+for _f, _name in ((_compat_sendv, "sendv"), (_compat_stream, "stream")):
     _f.__name__ = _f.__qualname__ = _name
 _CompatJournalHandler.__name__ = _CompatJournalHandler.__qualname__ = "JournalHandler"
 del _f, _name

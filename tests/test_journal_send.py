@@ -778,6 +778,28 @@ def test_exports() -> None:
     assert _writer._CompatJournalHandler.__name__ == "JournalHandler"
 
 
+def test_send_takes_python_systemds_arguments() -> None:
+    # send() is a C function reading its arguments as vectorcall passes them
+    # (no dict for the fields): the same signature and errors as a def
+    import inspect
+
+    sig = "(MESSAGE, MESSAGE_ID=None, CODE_FILE=None, CODE_LINE=None, CODE_FUNC=None, **fields)"
+    for f in (_writer.send, _writer._compat_send):
+        assert str(inspect.signature(f)) == sig and f.__name__ == "send"
+    with pytest.raises(TypeError, match="missing 1 required positional argument: 'MESSAGE'"):
+        _writer.send()  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="multiple values for argument 'MESSAGE'"):
+        _writer.send("a", MESSAGE="b")  # type: ignore[misc]
+    with pytest.raises(TypeError, match="multiple values for argument 'CODE_FILE'"):
+        _writer.send("a", None, "f", **{"".join(["CODE_", "FILE"]): "g"})
+    with pytest.raises(TypeError, match="from 1 to 5 positional arguments but 6 were given"):
+        _writer.send("a", None, None, None, None, "extra")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="CODE_LINE must be an int"):
+        _writer.send("a", **{"".join(["CODE_", "LINE"]): "x"})  # a name built at run time
+    with pytest.raises(FieldError):
+        _writer.send(MESSAGE="only keywords", lower="x")
+
+
 def test_caller_location_is_one_frame_lookup() -> None:
     def inner() -> Any:
         return _jsend.caller(1)
