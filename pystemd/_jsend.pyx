@@ -609,7 +609,8 @@ cdef int _put_path_text(Buf *b, object s) except -1:
 cdef int _put_int_field(Buf *b, const char *prefix, size_t plen, long long v) except -1:
     cdef char num[24]
     cdef int k = 24
-    cdef unsigned long long u = <unsigned long long> (-v) if v < 0 else <unsigned long long> v
+    # (the magnitude in unsigned arithmetic: -v overflows for the most negative v)
+    cdef unsigned long long u = (0ULL - <unsigned long long> v) if v < 0 else <unsigned long long> v
     while True:
         k -= 1
         num[k] = <char> (48 + u % 10)  # '0' + digit

@@ -961,6 +961,10 @@ def check(msg, fields):
         assert [kv for kv in got if kv[0] == "MULTI"] == [("MULTI", enc(v)) for v in fields.values()]
 
 check()
+for line in (0, 7, -1, 10**6, 2**63 - 1, -2**63):
+    _writer.send("m", CODE_FILE="f", CODE_LINE=line, CODE_FUNC="g")
+    assert rx.recv(1 << 20) == libsystemd_datagram(
+        [b"MESSAGE=m", b"CODE_FILE=f", b"CODE_LINE=%d" % line, b"CODE_FUNC=g"]), line
 print("ok")
 """
 
