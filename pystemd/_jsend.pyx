@@ -206,8 +206,10 @@ class FieldError(OSError, ValueError):
 # * The socket is created and (re)connected with the GIL held; other threads'
 #   sends on it are atomic datagrams. A program that closes every fd (EBADF or
 #   ENOTSOCK on our fd) gets a new socket; one that closes it and reuses the
-#   number for another socket must call _jsend.reset() (as with libsystemd's
-#   cached fd). A forked child shares the socket, as it shares libsystemd's.
+#   number for another socket must call reset() (as with libsystemd's cached
+#   fd). To make that reuse unlikely the socket's fd is moved to 100 or above,
+#   out of the low numbers a program that closed everything gets first. A
+#   forked child shares the socket, as it shares libsystemd's.
 
 cdef extern from *:
     """
@@ -231,6 +233,7 @@ cdef extern from *:
     #endif
     #define PYSTEMD_JSOCK "/run/systemd/journal/socket"
     #define PYSTEMD_JSNDBUF (8 * 1024 * 1024)
+    #define PYSTEMD_JFD_MIN 100
     extern char *program_invocation_short_name;
 
     static int pystemd_jfd = -1;        /* our socket, -1 until the first send */
@@ -246,6 +249,15 @@ cdef extern from *:
             fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
             if (fd < 0)
                 return -errno;
+            /* out of the low numbers a program that closed every fd hands out
+               again first (best effort: kept where it is if that fails) */
+            if (fd < PYSTEMD_JFD_MIN) {
+                int high = fcntl(fd, F_DUPFD_CLOEXEC, PYSTEMD_JFD_MIN);
+                if (high >= 0) {
+                    close(fd);
+                    fd = high;
+                }
+            }
             /* room for large datagrams, as libsystemd's own socket (best effort:
                a smaller buffer only sends more entries through a memfd) */
             if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, &l) < 0 || v < PYSTEMD_JSNDBUF) {

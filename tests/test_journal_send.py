@@ -505,7 +505,7 @@ out["fd_closed"] = [attempt("seven"), got(rx)]
 old = _jsend._socket_fd()
 from pystemd.journal import reset_socket
 reset_socket()
-out["reset"] = [_jsend._socket_fd(), attempt("eight"), got(rx), _jsend._socket_fd() >= 0]
+out["reset"] = [_jsend._socket_fd(), attempt("eight"), got(rx), _jsend._socket_fd() >= 100]
 print(json.dumps(out))
 """
 
