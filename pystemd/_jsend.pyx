@@ -856,8 +856,9 @@ cdef inline int _param_index(object name) except -2:
 cdef int _send_call(PyObject **args, Py_ssize_t nargs, object kwnames, int flags) except -1:
     """One send() call, its arguments as vectorcall gives them; the result bits."""
     cdef PyObject *p[5]
+    cdef Py_ssize_t kpos[5]     # where named parameters sit among the keywords (ascending)
     cdef Py_ssize_t i, nkw = PyTuple_GET_SIZE(kwnames) if kwnames is not None else 0
-    cdef int j, result = 0
+    cdef int j, k = 0, nk = 0, result = 0
     cdef Buf b
     if nargs > 5:
         raise TypeError(f"send() takes from 1 to 5 positional arguments but {nargs} were given")
@@ -869,6 +870,8 @@ cdef int _send_call(PyObject **args, Py_ssize_t nargs, object kwnames, int flags
             if p[j] != NULL:
                 raise TypeError(f"send() got multiple values for argument '{_PARAM_NAMES[j].decode()}'")
             p[j] = args[nargs + i]
+            kpos[nk] = i
+            nk += 1
     if p[0] == NULL:
         raise TypeError("send() missing 1 required positional argument: 'MESSAGE'")
     _buf_init(&b)
@@ -878,9 +881,11 @@ cdef int _send_call(PyObject **args, Py_ssize_t nargs, object kwnames, int flags
                   <object> p[3] if p[3] != NULL else None, <object> p[4] if p[4] != NULL else None,
                   0, flags)
         for i in range(nkw):
-            name = <object> PyTuple_GET_ITEM(kwnames, i)
-            if _param_index(name) < 0:
-                _put_field(&b, name, <object> args[nargs + i], flags, &result)
+            if k < nk and kpos[k] == i:
+                k += 1
+                continue
+            _put_field(&b, <object> PyTuple_GET_ITEM(kwnames, i), <object> args[nargs + i], flags,
+                       &result)
         return _submit(&b, flags, result)
     finally:
         _buf_free(&b)

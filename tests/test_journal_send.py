@@ -961,6 +961,11 @@ def check(msg, fields):
         assert [kv for kv in got if kv[0] == "MULTI"] == [("MULTI", enc(v)) for v in fields.values()]
 
 check()
+# named parameters given as keywords between the fields
+_writer.send("m", A="1", CODE_FILE="f", B="2", CODE_LINE=3, C=b"4\\n", CODE_FUNC="g", MESSAGE_ID="00" * 16)
+assert rx.recv(1 << 20) == libsystemd_datagram(
+    [b"MESSAGE=m", b"MESSAGE_ID=" + b"00" * 16, b"CODE_FILE=f", b"CODE_LINE=3", b"CODE_FUNC=g",
+     b"A=1", b"B=2", b"C=4\\n"])
 for line in (0, 7, -1, 10**6, 2**63 - 1, -2**63):
     _writer.send("m", CODE_FILE="f", CODE_LINE=line, CODE_FUNC="g")
     assert rx.recv(1 << 20) == libsystemd_datagram(
