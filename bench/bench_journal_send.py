@@ -183,6 +183,16 @@ def deep(depth, fn, n):
     # fn(n) run `depth` Python frames further down the stack
     return fn(n) if depth <= 0 else deep(depth - 1, fn, n)
 
+def busy(fn):
+    # fn(n) next to a CPU-bound Python thread (bench/peers/_helpers.py)
+    def run(n):
+        with helpers.BusyThread() as b:
+            c0, t0 = b.count(), _pc()
+            fn(n)
+            wall = _pc() - t0
+            return {{"wall": wall, "busy_it_s": (b.count() - c0) / wall}}
+    return run
+
 def quiet_logger(name, handler):
     log = logging.getLogger(name)
     log.propagate = False
@@ -205,6 +215,9 @@ def snippet(imports: str, cases: dict[str, str], deep: tuple[str, ...] = ()) -> 
         src += CASE.format(name=name, call=call)
     table = [f"{n!r}: case_{n}" for n in cases]
     table += [f"{n + '_depth50'!r}: lambda n: deep({DEPTH}, case_{n}, n)" for n in deep]
+    if "send" in cases:  # back-to-back sends beside a busy thread
+        src += f"\ndef plain_send(n):\n    for _ in range(n):\n        {cases['send']}\n"
+        table.append("'send_busy': busy(plain_send)")
     src += (
         "\ndef setup(cfg):\n"
         "    global BURST, PAUSE\n"
@@ -355,6 +368,8 @@ def inner(args: argparse.Namespace) -> int:
                 f"repetition, {rounds} interleaved repetitions; net.unix.max_dgram_qlen here: {_qlen()}")  # fmt: skip
             log("")
             send_table(report, runners, n, rounds, isolated, log)
+            if isolated:
+                busy_table(report, runners, rounds, log)
         if "sustained" in ops:
             for r in runners.values():
                 r.close()
@@ -448,6 +463,26 @@ def send_table(
             C.Target("≤ 0.25× python-systemd send(), min (the issue's 3 µs vs 11.8 µs)", _rel_target(3.0 / 11.8)),
         ],
         note="bursts timed, pauses not; python-systemd's 11.8 µs in the issue is from another machine: compare rows",
+    ))  # fmt: skip
+
+
+def busy_table(report: C.Report, runners: dict[str, C.Runner], rounds: int, log: Any) -> None:
+    """Back-to-back sends from one thread while another runs Python: a send that
+    releases the GIL may wait out the switch interval (5 ms) to get it back."""
+    rows = [
+        C.Entry("pystemd send()", runners["pystemd"], "send_busy", n=20000, subject=True),
+        C.Entry("python-systemd send()", runners.get("python-systemd 235"), "send_busy", n=100),
+    ]
+    res = C.measure([e for e in rows if e.runner is not None and e.runner.has("send_busy")],
+                    rounds=max(3, rounds // 2), log=log)  # fmt: skip
+    cols = [
+        C.Column("sends/s (median)", lambda r, t: C.fmt_num(1e6 / r.median_us()) if r.ok and r.median_us() else "-"),
+        C.col_metric("busy_it_s", "busy thread it/s"),
+    ]  # fmt: skip
+    report.add(C.Table(
+        "send() beside a CPU-bound Python thread (both share the GIL)", res, cols,
+        note="pystemd keeps the GIL for the non-blocking send (no wait); a send that releases it "
+        "waits for the busy thread to give it back",
     ))  # fmt: skip
 
 
