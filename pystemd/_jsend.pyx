@@ -531,9 +531,12 @@ cdef int _buf_end(Buf *b) except -1:
     """Finish the open field (binary form if its value holds a newline; closing newline)."""
     cdef char *start = b.data + b.cur
     cdef char *eq = <char *> memchr(start, b'=', b.len - b.cur)
-    cdef size_t nlen = <size_t> (eq - start)
-    cdef size_t vlen = b.len - b.cur - nlen - 1
+    cdef size_t nlen, vlen
     cdef uint64_t le
+    if eq == NULL:  # every writer starts a field with NAME=; never send a broken one
+        raise SystemError("pystemd._jsend: a journal field without '='")
+    nlen = <size_t> (eq - start)
+    vlen = b.len - b.cur - nlen - 1
     b.open = False
     if nlen == 17 and memcmp(start, b"SYSLOG_IDENTIFIER", 17) == 0:
         b.has_ident = True
