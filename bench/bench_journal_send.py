@@ -17,7 +17,7 @@ while journald keeps up. The calls are made in bursts (``--burst``, default 8)
 with a pause between bursts (``--pause-ms``) and only the bursts are timed:
 journald's receive queue is a datagram queue of ``net.unix.max_dgram_qlen``
 entries (10 in the sandbox's network namespace, 512 on a booted host), and a
-writer that outruns journald blocks in sendmsg: that is journald's throughput,
+writer that outruns journald blocks in its send: that is journald's throughput,
 measured separately in the "sustained" table, not the caller's cost.
 
 Operations (``--only``): send (per-call client cost, the issue's target
@@ -388,7 +388,7 @@ def inner(args: argparse.Namespace) -> int:
             ]  # fmt: skip
             report.add(C.Table(
                 f"Sustained: {n} back-to-back sends (no pauses: journald's pace, queue of {_qlen()})", res, cols,
-                note="not the client cost: a writer that outruns journald waits in sendmsg (GIL released)",
+                note="not the client cost: a writer that outruns journald waits in send() (GIL released)",
             ))  # fmt: skip
     finally:
         for r in runners.values():
