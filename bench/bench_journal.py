@@ -148,24 +148,8 @@ def setup(cfg):
     return {"export": make("export"), "json": make("json")}
 """
 
-# both dict readers' snippets end with this: their reads next to a busy thread
-BUSY_SNIPPET = """
-def helpers_busy(fn):
-    # the same reads next to a CPU-bound Python thread (bench/peers/_helpers.py)
-    import time
-
-    def run(n):
-        with helpers.BusyThread() as b:
-            c0, t0 = b.count(), time.perf_counter()
-            fn(n)
-            wall = time.perf_counter() - t0
-            return {"wall": wall, "busy_it_s": (b.count() - c0) / wall}
-    return run
-"""
-
 # One reader per case, kept between repetitions; wraps to the head at the end.
-PYSYSTEMD_SNIPPET = (
-    """
+PYSYSTEMD_SNIPPET = """
 META = {}
 
 def setup(cfg):
@@ -182,11 +166,8 @@ def setup(cfg):
                 r.seek_head()
                 continue
             i += 1
-    return {"dicts": dicts, "dicts-busy": helpers_busy(dicts)}
-
+    return {"dicts": dicts, "dicts-busy": helpers.beside_busy(dicts)}
 """
-    + BUSY_SNIPPET
-)
 
 CYSYSTEMD_SNIPPET = """
 META = {}
@@ -211,8 +192,7 @@ def setup(cfg):
     return {"records": records}
 """
 
-PYSTEMD_SNIPPET = (
-    """
+PYSTEMD_SNIPPET = """
 META = {}
 _readers = []
 
@@ -262,9 +242,9 @@ def setup(cfg):
     always = pj.Reader(path=d)
     always.gil_hold_us = 0
     cases = {
-        "dicts-busy": helpers_busy(loop(pj.Reader(path=d))),
-        "dicts-busy-release": helpers_busy(loop(always)),
-        "dicts-batch-busy": helpers_busy(batches(pj.Reader(path=d), 256)),
+        "dicts-busy": helpers.beside_busy(loop(pj.Reader(path=d))),
+        "dicts-busy-release": helpers.beside_busy(loop(always)),
+        "dicts-batch-busy": helpers.beside_busy(batches(pj.Reader(path=d), 256)),
         "dropin": loop(dj.Reader(path=d)),
         "dicts": loop(pj.Reader(path=d)),
         "dicts-batch": batches(pj.Reader(path=d), 256),
@@ -289,10 +269,7 @@ def setup(cfg):
 def teardown():
     for r in _readers:
         r.close()
-
 """
-    + BUSY_SNIPPET
-)
 
 
 class Settings:

@@ -183,16 +183,6 @@ def deep(depth, fn, n):
     # fn(n) run `depth` Python frames further down the stack
     return fn(n) if depth <= 0 else deep(depth - 1, fn, n)
 
-def busy(fn):
-    # fn(n) next to a CPU-bound Python thread (bench/peers/_helpers.py)
-    def run(n):
-        with helpers.BusyThread() as b:
-            c0, t0 = b.count(), _pc()
-            fn(n)
-            wall = _pc() - t0
-            return {{"wall": wall, "busy_it_s": (b.count() - c0) / wall}}
-    return run
-
 def quiet_logger(name, handler):
     log = logging.getLogger(name)
     log.propagate = False
@@ -217,7 +207,7 @@ def snippet(imports: str, cases: dict[str, str], deep: tuple[str, ...] = ()) -> 
     table += [f"{n + '_depth50'!r}: lambda n: deep({DEPTH}, case_{n}, n)" for n in deep]
     if "send" in cases:  # back-to-back sends beside a busy thread
         src += f"\ndef plain_send(n):\n    for _ in range(n):\n        {cases['send']}\n"
-        table.append("'send_busy': busy(plain_send)")
+        table.append("'send_busy': helpers.beside_busy(plain_send)")
     src += (
         "\ndef setup(cfg):\n"
         "    global BURST, PAUSE\n"

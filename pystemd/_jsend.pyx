@@ -704,12 +704,12 @@ cdef int _put_items(Buf *b, tuple items, int flags, int *result) except -1:
         eq = <const char *> memchr(p, b'=', <size_t> l)
         if eq == NULL or eq == p:
             raise FieldError(f"journal item must look like 'NAME=value', got {item[:80]!r}")
-        if not _name_ok(p, eq - p):
+        if not _name_ok(p, eq - p):  # (a good name has no newline)
             if flags & _STRICT:
                 raise FieldError(_why_bad((<bytes> p[: eq - p]).decode("utf-8", "replace")))
+            if memchr(p, b'\n', <size_t> (eq - p)) != NULL:
+                raise FieldError(f"journal field name contains a newline: {item[:80]!r}")
             result[0] |= _BAD_NAME
-        if memchr(p, b'\n', <size_t> (eq - p)) != NULL:
-            raise FieldError(f"journal field name contains a newline: {item[:80]!r}")
         _buf_field(b)
         _buf_put(b, p, <size_t> l)
     return 0

@@ -56,6 +56,20 @@ class BusyThread:
         return self.box[0]
 
 
+def beside_busy(fn: Callable[[int], Any]) -> Callable[[int], dict[str, float]]:
+    """A case: ``fn(n)`` run next to a CPU-bound Python thread; its wall time
+    and the busy thread's rate meanwhile (``busy_it_s``)."""
+
+    def run(n: int) -> dict[str, float]:
+        with BusyThread() as b:
+            c0, t0 = b.count(), time.perf_counter()
+            fn(n)
+            wall = time.perf_counter() - t0
+            return {"wall": wall, "busy_it_s": (b.count() - c0) / wall}
+
+    return run
+
+
 def _alone(busy: BusyThread, seconds: float) -> float:
     c0, t0 = busy.count(), time.perf_counter()
     time.sleep(seconds)
