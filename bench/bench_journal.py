@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import textwrap
 import threading
@@ -47,6 +49,9 @@ import common as C
 OPS = ("read", "latency")
 FLOOR = "C floor: next + enumerate"
 PYSYSTEMD_ROW = "python-systemd 235 dicts"
+DICT_FLOOR_BYTES = "C + CPython API: dict of bytes"
+DICT_FLOOR_NONE = "C + CPython API: dict, values None"
+DICT_FLOOR_STR = "C + CPython API: dict of str + cursor, ts"
 JOURNAL_VERSION = 1  # bump when the generator changes: the cached journal is rebuilt
 CYSYSTEMD_VENV = C.RESULTS_DIR / "venv-cysystemd"
 
@@ -91,6 +96,138 @@ long floor_read(sd_journal *j, long n, int mode, double *wall, double *cpu, unsi
     *sink += s;
     return i;
 }
+"""
+
+# The least any reader can spend making Python dicts out of what the C floor
+# enumerates: C code calling CPython directly, no Python loop, no caches beyond
+# one for the key strings (as every sensible reader has). Compiled against the
+# running interpreter's headers and loaded with ctypes.PyDLL (the GIL held).
+DICT_FLOOR_C = r"""
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <systemd/sd-journal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(clockid_t c) {
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int dfloor_open(const char *dir, sd_journal **ret) { return sd_journal_open_directory(ret, dir, 0); }
+void dfloor_close(sd_journal *j) { sd_journal_close(j); }
+
+#define KC 1024
+static struct { size_t len; char name[64]; PyObject *key; } keys[KC];
+
+/* The field name p[:n] as an interned str, made once per name. */
+static PyObject *key_for(const char *p, size_t n) {
+    unsigned h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 16777619u;
+    h &= KC - 1;
+    if (keys[h].key && keys[h].len == n && memcmp(keys[h].name, p, n) == 0) return keys[h].key;
+    if (n > sizeof(keys[h].name)) {   /* journald's names are at most 64 bytes */
+        PyErr_SetString(PyExc_ValueError, "field name over 64 bytes");
+        return NULL;
+    }
+    PyObject *k = PyUnicode_DecodeUTF8(p, (Py_ssize_t)n, "surrogateescape");
+    if (k == NULL) return NULL;
+    PyUnicode_InternInPlace(&k);
+    Py_XDECREF(keys[h].key);
+    keys[h].len = n;
+    memcpy(keys[h].name, p, n);
+    keys[h].key = k;                  /* the cache owns it; callers borrow */
+    return k;
+}
+
+/* Read n entries as dicts (dropped at once, as the benchmark's consumer does).
+ * mode 0: values as bytes (a raw dict); 1: every value None (the dict alone);
+ * 2: values as str, plus the cursor (str) and the two timestamps (int). */
+long dfloor_read(sd_journal *j, long n, int mode, double *wall, double *cpu) {
+    const void *d; size_t l; long i = 0; int r;
+    double w0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
+    while (i < n) {
+        r = sd_journal_next(j);
+        if (r < 0) return r;
+        if (r == 0) { sd_journal_seek_head(j); continue; }
+        i++;
+        PyObject *e = _PyDict_NewPresized(32);   /* no resizing on the way */
+        if (e == NULL) return -1000;
+        SD_JOURNAL_FOREACH_DATA(j, d, l) {
+            const char *p = d, *eq = memchr(p, '=', l);
+            if (eq == NULL) continue;
+            PyObject *k = key_for(p, (size_t)(eq - p)), *v;
+            if (k == NULL) { Py_DECREF(e); return -1000; }
+            Py_ssize_t vl = (Py_ssize_t)(l - (size_t)(eq - p) - 1);
+            if (mode == 1) { v = Py_None; Py_INCREF(v); }
+            else if (mode == 2) {
+                v = PyUnicode_DecodeUTF8(eq + 1, vl, NULL);
+                if (v == NULL) { PyErr_Clear(); v = PyBytes_FromStringAndSize(eq + 1, vl); }
+            } else v = PyBytes_FromStringAndSize(eq + 1, vl);
+            if (v == NULL || PyDict_SetItem(e, k, v) < 0) { Py_XDECREF(v); Py_DECREF(e); return -1000; }
+            Py_DECREF(v);
+        }
+        if (mode == 2) {
+            uint64_t t, m; sd_id128_t b; char *c; PyObject *v;
+            if (sd_journal_get_realtime_usec(j, &t) < 0) { Py_DECREF(e); return -1; }
+            if (sd_journal_get_monotonic_usec(j, &m, &b) < 0) { Py_DECREF(e); return -1; }
+            if (sd_journal_get_cursor(j, &c) < 0) { Py_DECREF(e); return -1; }
+            v = PyUnicode_FromString(c); free(c);
+            if (v == NULL || PyDict_SetItemString(e, "__CURSOR", v) < 0) { Py_XDECREF(v); Py_DECREF(e); return -1000; }
+            Py_DECREF(v);
+            v = PyLong_FromUnsignedLongLong(t);
+            if (v == NULL || PyDict_SetItemString(e, "__REALTIME_TIMESTAMP", v) < 0) { Py_XDECREF(v); Py_DECREF(e); return -1000; }
+            Py_DECREF(v);
+            v = PyLong_FromUnsignedLongLong(m);
+            if (v == NULL || PyDict_SetItemString(e, "__MONOTONIC_TIMESTAMP", v) < 0) { Py_XDECREF(v); Py_DECREF(e); return -1000; }
+            Py_DECREF(v);
+        }
+        Py_DECREF(e);
+    }
+    *wall = now(CLOCK_MONOTONIC) - w0;
+    *cpu = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
+    return i;
+}
+"""
+
+DICT_FLOOR_SNIPPET = """
+import ctypes
+META = {"what": "the C floor making CPython dicts itself (C code, GIL held), timed inside C"}
+_keep = []
+
+def setup(cfg):
+    lib = ctypes.PyDLL(cfg["dict_so"])
+    lib.dfloor_open.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
+    lib.dfloor_close.argtypes = [ctypes.c_void_p]
+    lib.dfloor_close.restype = None
+    D = ctypes.POINTER(ctypes.c_double)
+    lib.dfloor_read.argtypes = [ctypes.c_void_p, ctypes.c_long, ctypes.c_int, D, D]
+    lib.dfloor_read.restype = ctypes.c_long
+    out = {}
+    for name, mode in (("bytes", 0), ("none", 1), ("str+meta", 2)):
+        j = ctypes.c_void_p()
+        r = lib.dfloor_open(cfg["dir"].encode(), ctypes.byref(j))
+        if r < 0:
+            raise OSError(-r, "sd_journal_open_directory")
+        _keep.append((lib, j))
+
+        def run(n, j=j, mode=mode):
+            w, c = ctypes.c_double(), ctypes.c_double()
+            r = lib.dfloor_read(j, n, mode, ctypes.byref(w), ctypes.byref(c))
+            if r == -1000:
+                raise RuntimeError("dfloor_read: a CPython call failed")
+            if r < 0:
+                raise OSError(-r, "dfloor_read")
+            return {"wall": w.value, "cpu": c.value}
+
+        out[name] = run
+    return out
+
+def teardown():
+    for lib, j in _keep:
+        lib.dfloor_close(j)
 """
 
 CFLOOR_SNIPPET = """
@@ -396,11 +533,22 @@ def bench_read(s: Settings, report: C.Report, work: Path) -> None:
         f"  journal: {s.entries} entries, {report.extra['journal']['fields_per_entry']} fields per entry on average"
     )
     so = C.build_c(_write(work, "journal_floor.c", FLOOR_C), out_dir=C.RESULTS_DIR / "cfloor-build")
-    cfg = {"dir": str(d), "so": str(so)}
+    dict_so = C.build_c(
+        _write(work, "journal_dict_floor.c", DICT_FLOOR_C),
+        extra_flags=[f"-I{sysconfig.get_paths()['include']}"],
+        out_dir=C.RESULTS_DIR / "cfloor-build",
+    )
+    cfg = {"dir": str(d), "so": str(so), "dict_so": str(dict_so)}
     specs: list[tuple[str, Callable[[], C.Runner]]] = [
         (
             "cfloor",
             lambda: C.LocalRunner("C floor", _write(work, "jfloor.py", CFLOOR_SNIPPET), cfg),
+        ),
+        (
+            "dfloor",
+            lambda: C.LocalRunner(
+                "C dict floor", _write(work, "jdfloor.py", DICT_FLOOR_SNIPPET), cfg
+            ),
         ),
         (
             "pystemd",
@@ -468,6 +616,9 @@ def bench_read(s: Settings, report: C.Report, work: Path) -> None:
         entries = [
             floor,
             e("C floor + cursor, timestamps", "C floor", "enum+meta"),
+            e(DICT_FLOOR_BYTES, "C dict floor", "bytes"),
+            e(DICT_FLOOR_NONE, "C dict floor", "none"),
+            e(DICT_FLOOR_STR, "C dict floor", "str+meta"),
             e("journalctl -o export", "journalctl", "export", n=s.entries, warmup=False),
             e("journalctl -o json", "journalctl", "json", n=s.entries, warmup=False),
             e(PYSYSTEMD_ROW, "python-systemd", "dicts"),
@@ -571,19 +722,44 @@ SENDER = textwrap.dedent(
 )
 
 
+# The machine's own wake-up delay over the same seconds: how late a thread
+# that asks to sleep 3 ms gets the CPU back (what any poller pays, in C too).
+JITTER_PROBE = textwrap.dedent(
+    """
+    import sys, time
+    until = time.monotonic() + float(sys.argv[1])
+    late = []
+    while time.monotonic() < until:
+        t = time.monotonic_ns()
+        time.sleep(0.003)
+        late.append((time.monotonic_ns() - t) / 1e6 - 3)
+    print(" ".join(f"{x:.3f}" for x in late))
+    """
+)
+
+
+def _q(values: list[float], p: float) -> float:
+    v = sorted(values)
+    return v[min(len(v) - 1, round(p * (len(v) - 1)))]
+
+
 def _percentiles(lat_ms: list[float]) -> dict[str, Any]:
-    lat = sorted(lat_ms)
-
-    def q(p: float) -> float:
-        return lat[min(len(lat) - 1, round(p * (len(lat) - 1)))]
-
     return {
-        "p50_ms": q(0.5),
-        "p90_ms": q(0.9),
-        "p99_ms": q(0.99),
-        "max_ms": lat[-1],
-        "received": len(lat),
+        "p50_ms": _q(lat_ms, 0.5),
+        "p90_ms": _q(lat_ms, 0.9),
+        "p99_ms": _q(lat_ms, 0.99),
+        "max_ms": max(lat_ms),
+        "received": len(lat_ms),
     }
+
+
+def _steal_ticks() -> int:
+    """CPU time the hypervisor gave to others (/proc/stat's steal, in ticks)."""
+    try:
+        with open("/proc/stat") as f:
+            return int(f.readline().split()[8])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def bench_latency(s: Settings, report: C.Report) -> None:
@@ -606,8 +782,9 @@ def bench_latency(s: Settings, report: C.Report) -> None:
             "follow(poll_interval=None): inotify only",
         ):
             run = f"lat-{time.monotonic_ns()}"
-            lat: list[float] = []
-            r = Reader(path=sb.journal_dir, fields=["SENT_NS"], raw=True)
+            # (total, journald's part, the reader's part) per entry, ms
+            lat: list[tuple[float, float, float]] = []
+            r = Reader(path=sb.journal_dir, fields=["SENT_NS", "__MONOTONIC_TIMESTAMP"], raw=True)
             r.add_match(BENCH_RUN=run)
             r.seek_last(0)
             sender = threading.Thread(
@@ -615,15 +792,26 @@ def bench_latency(s: Settings, report: C.Report) -> None:
                 args=([sys.executable, "-c", SENDER, run, str(s.latency_n), str(s.latency_gap)],),
                 kwargs={"timeout": 600},
             )
+
+            def took(ent: Any, lat: list[tuple[float, float, float]] = lat) -> bool:
+                now = time.monotonic_ns()
+                sent = int(ent["SENT_NS"])
+                stamped = ent["__MONOTONIC_TIMESTAMP"][0] * 1000  # journald's clock when it took it
+                lat.append(((now - sent) / 1e6, (stamped - sent) / 1e6, (now - stamped) / 1e6))
+                return len(lat) >= s.latency_n
+
+            probe = subprocess.Popen(
+                [sys.executable, "-c", JITTER_PROBE, str(s.latency_n * s.latency_gap + 0.5)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            steal0, t0 = _steal_ticks(), time.monotonic()
             if mode.startswith("follow("):
                 poll = None if "inotify" in mode else 0.003
 
-                def tail(
-                    r: Reader = r, lat: list[float] = lat, poll: Optional[float] = poll
-                ) -> None:
+                def tail(r: Reader = r, poll: Optional[float] = poll) -> None:
                     for ent in r.follow(idle_timeout=10, poll_interval=poll):
-                        lat.append((time.monotonic_ns() - int(ent["SENT_NS"])) / 1e6)
-                        if len(lat) >= s.latency_n:
+                        if took(ent):
                             return
 
                 t = threading.Thread(target=tail)
@@ -632,27 +820,45 @@ def bench_latency(s: Settings, report: C.Report) -> None:
                 t.join(600)
             else:
 
-                async def atail(r: Reader = r, lat: list[float] = lat) -> None:
+                async def atail(r: Reader = r) -> None:
                     async for ent in r.follow_async(idle_timeout=10):
-                        lat.append((time.monotonic_ns() - int(ent["SENT_NS"])) / 1e6)
-                        if len(lat) >= s.latency_n:
+                        if took(ent):
                             return
 
                 sender.start()
                 asyncio.run(atail())
             sender.join(600)
+            steal = (_steal_ticks() - steal0) / os.sysconf("SC_CLK_TCK")
+            steal_pct = 100 * steal / ((time.monotonic() - t0) * (os.cpu_count() or 1))
+            jitter = [float(x) for x in probe.communicate(timeout=600)[0].split()]
             r.close()
+            if jitter:
+                results.append(C.Result(
+                    C.Entry(f"  machine: a 3 ms sleep's lateness ({mode.split(':')[0]})", None, "latency"),
+                    n=len(jitter),
+                    samples=[{"wall": 0.0, "cpu": 0.0, "n": len(jitter), **_percentiles(jitter),
+                              "steal_pct": steal_pct}],
+                ))  # fmt: skip
             if not lat:
                 results.append(
                     C.Result(C.Entry(mode, None, "latency", subject=True), error="nothing received")
                 )
                 continue
-            sample = {"wall": sum(lat) / 1e3, "cpu": 0.0, "n": len(lat), **_percentiles(lat)}
+            sample = {
+                "wall": sum(x[0] for x in lat) / 1e3,
+                "cpu": 0.0,
+                "n": len(lat),
+                **_percentiles([x[0] for x in lat]),
+                "journald_p99_ms": _q([x[1] for x in lat], 0.99),
+                "reader_p99_ms": _q([x[2] for x in lat], 0.99),
+                "steal_pct": steal_pct,
+            }
             subject = "inotify" not in mode  # the inotify-only row shows what polling buys
-            results.append(
+            results.insert(
+                len(results) - (1 if jitter else 0),
                 C.Result(
                     C.Entry(mode, None, "latency", subject=subject), n=len(lat), samples=[sample]
-                )
+                ),
             )
     finally:
         sb.stop()
@@ -662,13 +868,20 @@ def bench_latency(s: Settings, report: C.Report) -> None:
         C.col_metric("p90_ms", "p90 ms"),
         C.col_metric("p99_ms", "p99 ms"),
         C.col_metric("max_ms", "max ms"),
+        C.col_metric("journald_p99_ms", "journald p99"),
+        C.col_metric("reader_p99_ms", "reader p99"),
+        C.col_metric("steal_pct", "steal", fmt=C.pct),
     ]
     report.add(C.Table(
         f"send() to delivery while tailing ({s.latency_n} entries, one every {s.latency_gap * 1e3:g} ms, sandboxed journald)",
         results,
         cols,
         targets=[C.metric_target("p99_ms", at_most=10, text="p99 ≤ 10 ms")],
-        note="latency = CLOCK_MONOTONIC when the tailing Reader yields the entry - the sender's SENT_NS",
+        note="latency = CLOCK_MONOTONIC when the tailing Reader yields the entry - the sender's SENT_NS; "
+        "journald's part: until the entry's __MONOTONIC_TIMESTAMP (journald's clock when it took the "
+        "entry), the reader's part: from then on (each column is its own p99). "
+        "machine rows: a process sleeping 3 ms in a loop over the same seconds, how late it woke "
+        "(the wake-up delay any poller pays here); steal: CPU time the hypervisor took for others",
     ))  # fmt: skip
 
 

@@ -1,5 +1,6 @@
-"""Smoke tests: bench/bench_bus.py --quick --no-peers and the tailing-latency
-part of bench/bench_journal.py --quick run and print their tables.
+"""Smoke tests: bench/bench_bus.py --quick --no-peers and both parts of
+bench/bench_journal.py --quick --no-peers (reading, tailing latency) run and
+print their tables.
 
 No timing is asserted (figures belong to bench/, see bench/README.md); this
 only checks that the harness, the C floor and pystemd's rows still work.
@@ -45,11 +46,43 @@ def test_bench_journal_latency_quick(tmp_path: Path) -> None:
     assert "== send() to delivery while tailing (100 entries" in out
     (table,) = results["tables"]
     rows = {r["label"]: r for r in table["rows"]}
-    assert set(rows) == {
-        "follow() in a thread",
-        "follow_async()",
-        "follow(poll_interval=None): inotify only",
-    }
-    for label, row in rows.items():
+    modes = ["follow() in a thread", "follow_async()", "follow(poll_interval=None): inotify only"]
+    machine = [f"  machine: a 3 ms sleep's lateness ({m.split(':')[0]})" for m in modes]
+    assert list(rows) == [x for pair in zip(modes, machine) for x in pair]
+    for label in modes:
+        row = rows[label]
         assert not row["error"], (label, row["error"])
-        assert [smp["received"] for smp in row["samples"]] == [100], label  # nothing lost
+        (smp,) = row["samples"]
+        assert smp["received"] == 100, label  # nothing lost
+        # the split: journald's part and the reader's, each no more than the whole
+        assert 0 <= smp["reader_p99_ms"] <= smp["max_ms"], (label, smp)
+        assert smp["journald_p99_ms"] <= smp["max_ms"], (label, smp)
+    for label in machine:
+        (smp,) = rows[label]["samples"]
+        assert smp["received"] > 50, (label, smp)  # ~1 s of 3 ms sleeps
+        assert smp["p50_ms"] >= 0, (label, smp)
+
+
+def test_bench_journal_read_quick(tmp_path: Path) -> None:
+    # the read bench's two C floors (plain C, and C making CPython dicts,
+    # compiled against this interpreter's headers) and pystemd's rows
+    if shutil.which("gcc") is None:
+        unavailable("gcc is needed to build the bench's C floor")
+    out, results = run_bench(
+        "bench_journal.py", "--quick", "--no-peers", "--only", "read", "--rounds", "2",
+        tmp_path=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert "== Reading 20,000 entries as python-systemd's dicts" in out
+    rows = {r["label"]: r for t in results["tables"] for r in t["rows"]}
+    for label in (
+        "C floor: next + enumerate",
+        "C + CPython API: dict of bytes",
+        "C + CPython API: dict, values None",
+        "C + CPython API: dict of str + cursor, ts",
+        "pystemd dicts",
+        "pystemd raw",
+        "pystemd raw lazy=True",
+    ):
+        assert label in rows, (label, sorted(rows))
+        assert not rows[label]["error"], (label, rows[label]["error"])
+        assert rows[label]["samples"], label
