@@ -55,7 +55,14 @@ DICT_FLOOR_STR = "C + CPython API: dict of str + cursor, ts"
 JOURNAL_VERSION = 1  # bump when the generator changes: the cached journal is rebuilt
 CYSYSTEMD_VENV = C.RESULTS_DIR / "venv-cysystemd"
 
+# The C floor, timed inside C. Modes 0-1: libsystemd alone. Modes 2-4: the
+# least any reader can spend making a Python dict per entry out of what the
+# loop enumerates: C calling CPython directly (no Python code, no cache but
+# one for the key strings), so the file is compiled against the running
+# interpreter's headers and loaded with ctypes.PyDLL (the GIL held).
 FLOOR_C = r"""
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
 #include <systemd/sd-journal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,59 +77,10 @@ static double now(clockid_t c) {
 int floor_open(const char *dir, sd_journal **ret) { return sd_journal_open_directory(ret, dir, 0); }
 void floor_close(sd_journal *j) { sd_journal_close(j); }
 
-/* Read n entries (from the head again at the end); mode 0: enumerate every field,
- * mode 1: also the realtime and monotonic timestamps and the cursor (what each of
- * python-systemd's dicts needs). Returns <0 on error; the wall time in *wall. */
-long floor_read(sd_journal *j, long n, int mode, double *wall, double *cpu, unsigned long *sink) {
-    const void *d; size_t l; long i = 0; int r; unsigned long s = 0;
-    double w0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
-    while (i < n) {
-        r = sd_journal_next(j);
-        if (r < 0) return r;
-        if (r == 0) { sd_journal_seek_head(j); continue; }
-        i++;
-        SD_JOURNAL_FOREACH_DATA(j, d, l) s += l;
-        if (mode == 1) {
-            uint64_t t, m; sd_id128_t b; char *c;
-            if (sd_journal_get_realtime_usec(j, &t) < 0) return -1;
-            if (sd_journal_get_monotonic_usec(j, &m, &b) < 0) return -1;
-            if (sd_journal_get_cursor(j, &c) < 0) return -1;
-            s += t + m + strlen(c);
-            free(c);
-        }
-    }
-    *wall = now(CLOCK_MONOTONIC) - w0;
-    *cpu = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
-    *sink += s;
-    return i;
-}
-"""
-
-# The least any reader can spend making Python dicts out of what the C floor
-# enumerates: C code calling CPython directly, no Python loop, no caches beyond
-# one for the key strings (as every sensible reader has). Compiled against the
-# running interpreter's headers and loaded with ctypes.PyDLL (the GIL held).
-DICT_FLOOR_C = r"""
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <systemd/sd-journal.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
-static double now(clockid_t c) {
-    struct timespec ts;
-    clock_gettime(c, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-int dfloor_open(const char *dir, sd_journal **ret) { return sd_journal_open_directory(ret, dir, 0); }
-void dfloor_close(sd_journal *j) { sd_journal_close(j); }
-
 #define KC 1024
 static struct { size_t len; char name[64]; PyObject *key; } keys[KC];
 
-/* The field name p[:n] as an interned str, made once per name. */
+/* The field name p[:n] as an interned str, made once per name (borrowed). */
 static PyObject *key_for(const char *p, size_t n) {
     unsigned h = 2166136261u;
     for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 16777619u;
@@ -138,105 +96,85 @@ static PyObject *key_for(const char *p, size_t n) {
     Py_XDECREF(keys[h].key);
     keys[h].len = n;
     memcpy(keys[h].name, p, n);
-    keys[h].key = k;                  /* the cache owns it; callers borrow */
+    keys[h].key = k;                  /* the cache owns it */
     return k;
 }
 
-/* Read n entries as dicts (dropped at once, as the benchmark's consumer does).
- * mode 0: values as bytes (a raw dict); 1: every value None (the dict alone);
- * 2: values as str, plus the cursor (str) and the two timestamps (int). */
-long dfloor_read(sd_journal *j, long n, int mode, double *wall, double *cpu) {
-    const void *d; size_t l; long i = 0; int r;
+static int put(PyObject *e, const char *k, PyObject *v) {   /* steals v */
+    int r = v == NULL ? -1 : PyDict_SetItemString(e, k, v);
+    Py_XDECREF(v);
+    return r;
+}
+
+/* Read n entries (from the head again at the end), each dropped at once as the
+ * benchmark's consumers do. mode 0: enumerate every field; 1: also the realtime
+ * and monotonic timestamps and the cursor (what each python-systemd dict needs);
+ * 2: a dict of bytes per entry (a raw dict); 3: a dict whose values are all None
+ * (the dict alone); 4: a dict of str plus the cursor (str) and both timestamps
+ * (int). Returns <0 on error (-1000: a CPython call failed); times in *wall, *cpu. */
+long floor_read(sd_journal *j, long n, int mode, double *wall, double *cpu, unsigned long *sink) {
+    const void *d; size_t l; long i = 0; int r; unsigned long s = 0;
+    uint64_t t, m; sd_id128_t b; char *c;
     double w0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
     while (i < n) {
         r = sd_journal_next(j);
         if (r < 0) return r;
         if (r == 0) { sd_journal_seek_head(j); continue; }
         i++;
-        PyObject *e = _PyDict_NewPresized(32);   /* no resizing on the way */
-        if (e == NULL) return -1000;
-        SD_JOURNAL_FOREACH_DATA(j, d, l) {
-            const char *p = d, *eq = memchr(p, '=', l);
-            if (eq == NULL) continue;
-            PyObject *k = key_for(p, (size_t)(eq - p)), *v;
-            if (k == NULL) { Py_DECREF(e); return -1000; }
-            Py_ssize_t vl = (Py_ssize_t)(l - (size_t)(eq - p) - 1);
-            if (mode == 1) { v = Py_None; Py_INCREF(v); }
-            else if (mode == 2) {
-                v = PyUnicode_DecodeUTF8(eq + 1, vl, NULL);
-                if (v == NULL) { PyErr_Clear(); v = PyBytes_FromStringAndSize(eq + 1, vl); }
-            } else v = PyBytes_FromStringAndSize(eq + 1, vl);
-            if (v == NULL || PyDict_SetItem(e, k, v) < 0) { Py_XDECREF(v); Py_DECREF(e); return -1000; }
-            Py_DECREF(v);
+        if (mode < 2) {
+            SD_JOURNAL_FOREACH_DATA(j, d, l) s += l;
+        } else {
+            PyObject *e = _PyDict_NewPresized(32);   /* no resizing on the way */
+            if (e == NULL) return -1000;
+            SD_JOURNAL_FOREACH_DATA(j, d, l) {
+                const char *p = d, *eq = memchr(p, '=', l);
+                if (eq == NULL) continue;
+                PyObject *k = key_for(p, (size_t)(eq - p)), *v;
+                if (k == NULL) { Py_DECREF(e); return -1000; }
+                Py_ssize_t vl = (Py_ssize_t)(l - (size_t)(eq - p) - 1);
+                if (mode == 3) { v = Py_None; Py_INCREF(v); }
+                else if (mode == 4) {
+                    v = PyUnicode_DecodeUTF8(eq + 1, vl, NULL);
+                    if (v == NULL) { PyErr_Clear(); v = PyBytes_FromStringAndSize(eq + 1, vl); }
+                } else v = PyBytes_FromStringAndSize(eq + 1, vl);
+                if (v == NULL || PyDict_SetItem(e, k, v) < 0) { Py_XDECREF(v); Py_DECREF(e); return -1000; }
+                Py_DECREF(v);
+            }
+            if (mode == 4) {
+                if (sd_journal_get_realtime_usec(j, &t) < 0 || sd_journal_get_monotonic_usec(j, &m, &b) < 0
+                        || sd_journal_get_cursor(j, &c) < 0) { Py_DECREF(e); return -1; }
+                r = put(e, "__CURSOR", PyUnicode_FromString(c));
+                free(c);
+                if (r < 0 || put(e, "__REALTIME_TIMESTAMP", PyLong_FromUnsignedLongLong(t)) < 0
+                        || put(e, "__MONOTONIC_TIMESTAMP", PyLong_FromUnsignedLongLong(m)) < 0) {
+                    Py_DECREF(e);
+                    return -1000;
+                }
+            }
+            Py_DECREF(e);
         }
-        if (mode == 2) {
-            uint64_t t, m; sd_id128_t b; char *c; PyObject *v;
-            if (sd_journal_get_realtime_usec(j, &t) < 0) { Py_DECREF(e); return -1; }
-            if (sd_journal_get_monotonic_usec(j, &m, &b) < 0) { Py_DECREF(e); return -1; }
-            if (sd_journal_get_cursor(j, &c) < 0) { Py_DECREF(e); return -1; }
-            v = PyUnicode_FromString(c); free(c);
-            if (v == NULL || PyDict_SetItemString(e, "__CURSOR", v) < 0) { Py_XDECREF(v); Py_DECREF(e); return -1000; }
-            Py_DECREF(v);
-            v = PyLong_FromUnsignedLongLong(t);
-            if (v == NULL || PyDict_SetItemString(e, "__REALTIME_TIMESTAMP", v) < 0) { Py_XDECREF(v); Py_DECREF(e); return -1000; }
-            Py_DECREF(v);
-            v = PyLong_FromUnsignedLongLong(m);
-            if (v == NULL || PyDict_SetItemString(e, "__MONOTONIC_TIMESTAMP", v) < 0) { Py_XDECREF(v); Py_DECREF(e); return -1000; }
-            Py_DECREF(v);
+        if (mode == 1) {
+            if (sd_journal_get_realtime_usec(j, &t) < 0) return -1;
+            if (sd_journal_get_monotonic_usec(j, &m, &b) < 0) return -1;
+            if (sd_journal_get_cursor(j, &c) < 0) return -1;
+            s += t + m + strlen(c);
+            free(c);
         }
-        Py_DECREF(e);
     }
     *wall = now(CLOCK_MONOTONIC) - w0;
     *cpu = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
+    *sink += s;
     return i;
 }
 """
 
-DICT_FLOOR_SNIPPET = """
-import ctypes
-META = {"what": "the C floor making CPython dicts itself (C code, GIL held), timed inside C"}
-_keep = []
-
-def setup(cfg):
-    lib = ctypes.PyDLL(cfg["dict_so"])
-    lib.dfloor_open.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
-    lib.dfloor_close.argtypes = [ctypes.c_void_p]
-    lib.dfloor_close.restype = None
-    D = ctypes.POINTER(ctypes.c_double)
-    lib.dfloor_read.argtypes = [ctypes.c_void_p, ctypes.c_long, ctypes.c_int, D, D]
-    lib.dfloor_read.restype = ctypes.c_long
-    out = {}
-    for name, mode in (("bytes", 0), ("none", 1), ("str+meta", 2)):
-        j = ctypes.c_void_p()
-        r = lib.dfloor_open(cfg["dir"].encode(), ctypes.byref(j))
-        if r < 0:
-            raise OSError(-r, "sd_journal_open_directory")
-        _keep.append((lib, j))
-
-        def run(n, j=j, mode=mode):
-            w, c = ctypes.c_double(), ctypes.c_double()
-            r = lib.dfloor_read(j, n, mode, ctypes.byref(w), ctypes.byref(c))
-            if r == -1000:
-                raise RuntimeError("dfloor_read: a CPython call failed")
-            if r < 0:
-                raise OSError(-r, "dfloor_read")
-            return {"wall": w.value, "cpu": c.value}
-
-        out[name] = run
-    return out
-
-def teardown():
-    for lib, j in _keep:
-        lib.dfloor_close(j)
-"""
-
 CFLOOR_SNIPPET = """
 import ctypes
-META = {"what": "raw C sd-journal loop, timed inside C"}
+META = {"what": "raw C sd-journal loop (modes 2-4: making CPython dicts in C), timed inside C"}
 _keep = []
 
 def setup(cfg):
-    lib = ctypes.CDLL(cfg["so"])
+    lib = ctypes.PyDLL(cfg["so"])
     lib.floor_open.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
     lib.floor_close.argtypes = [ctypes.c_void_p]
     lib.floor_close.restype = None
@@ -244,7 +182,8 @@ def setup(cfg):
     lib.floor_read.argtypes = [ctypes.c_void_p, ctypes.c_long, ctypes.c_int, D, D, ctypes.POINTER(ctypes.c_ulong)]
     lib.floor_read.restype = ctypes.c_long
     out = {}
-    for name, mode in (("enum", 0), ("enum+meta", 1)):
+    cases = ("enum", "enum+meta", "dict-bytes", "dict-none", "dict-str+meta")
+    for mode, name in enumerate(cases):
         j = ctypes.c_void_p()
         r = lib.floor_open(cfg["dir"].encode(), ctypes.byref(j))
         if r < 0:
@@ -254,6 +193,8 @@ def setup(cfg):
         def run(n, j=j, mode=mode):
             w, c, s = ctypes.c_double(), ctypes.c_double(), ctypes.c_ulong()
             r = lib.floor_read(j, n, mode, ctypes.byref(w), ctypes.byref(c), ctypes.byref(s))
+            if r == -1000:
+                raise RuntimeError("floor_read: a CPython call failed")
             if r < 0:
                 raise OSError(-r, "floor_read")
             return {"wall": w.value, "cpu": c.value}
@@ -532,23 +473,16 @@ def bench_read(s: Settings, report: C.Report, work: Path) -> None:
     log(
         f"  journal: {s.entries} entries, {report.extra['journal']['fields_per_entry']} fields per entry on average"
     )
-    so = C.build_c(_write(work, "journal_floor.c", FLOOR_C), out_dir=C.RESULTS_DIR / "cfloor-build")
-    dict_so = C.build_c(
-        _write(work, "journal_dict_floor.c", DICT_FLOOR_C),
+    so = C.build_c(
+        _write(work, "journal_floor.c", FLOOR_C),
         extra_flags=[f"-I{sysconfig.get_paths()['include']}"],
         out_dir=C.RESULTS_DIR / "cfloor-build",
     )
-    cfg = {"dir": str(d), "so": str(so), "dict_so": str(dict_so)}
+    cfg = {"dir": str(d), "so": str(so)}
     specs: list[tuple[str, Callable[[], C.Runner]]] = [
         (
             "cfloor",
             lambda: C.LocalRunner("C floor", _write(work, "jfloor.py", CFLOOR_SNIPPET), cfg),
-        ),
-        (
-            "dfloor",
-            lambda: C.LocalRunner(
-                "C dict floor", _write(work, "jdfloor.py", DICT_FLOOR_SNIPPET), cfg
-            ),
         ),
         (
             "pystemd",
@@ -616,9 +550,9 @@ def bench_read(s: Settings, report: C.Report, work: Path) -> None:
         entries = [
             floor,
             e("C floor + cursor, timestamps", "C floor", "enum+meta"),
-            e(DICT_FLOOR_BYTES, "C dict floor", "bytes"),
-            e(DICT_FLOOR_NONE, "C dict floor", "none"),
-            e(DICT_FLOOR_STR, "C dict floor", "str+meta"),
+            e(DICT_FLOOR_BYTES, "C floor", "dict-bytes"),
+            e(DICT_FLOOR_NONE, "C floor", "dict-none"),
+            e(DICT_FLOOR_STR, "C floor", "dict-str+meta"),
             e("journalctl -o export", "journalctl", "export", n=s.entries, warmup=False),
             e("journalctl -o json", "journalctl", "json", n=s.entries, warmup=False),
             e(PYSYSTEMD_ROW, "python-systemd", "dicts"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from benchrun import run_bench
@@ -20,10 +21,17 @@ from pystemd.testing.pytest_plugin import unavailable
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
 
-def test_bench_bus_quick_no_peers(tmp_path: Path) -> None:
+def _with_c_floor(
+    script: str, *args: str, tmp_path: Path, timeout: float
+) -> tuple[str, dict[str, Any]]:
+    """run_bench for a bench that compiles its C floor at run time."""
     if shutil.which("gcc") is None:
         unavailable("gcc is needed to build the bench's C floor")
-    out, results = run_bench(
+    return run_bench(script, *args, tmp_path=tmp_path, timeout=timeout)
+
+
+def test_bench_bus_quick_no_peers(tmp_path: Path) -> None:
+    out, results = _with_c_floor(
         "bench_bus.py", "--quick", "--no-peers", "--only", "get,getall,busy", "--rounds", "2",
         tmp_path=tmp_path, timeout=120,
     )  # fmt: skip
@@ -64,11 +72,9 @@ def test_bench_journal_latency_quick(tmp_path: Path) -> None:
 
 
 def test_bench_journal_read_quick(tmp_path: Path) -> None:
-    # the read bench's two C floors (plain C, and C making CPython dicts,
-    # compiled against this interpreter's headers) and pystemd's rows
-    if shutil.which("gcc") is None:
-        unavailable("gcc is needed to build the bench's C floor")
-    out, results = run_bench(
+    # the read bench's C floor (plain, and making CPython dicts: compiled
+    # against this interpreter's headers) and pystemd's rows
+    out, results = _with_c_floor(
         "bench_journal.py", "--quick", "--no-peers", "--only", "read", "--rounds", "2",
         tmp_path=tmp_path, timeout=300,
     )  # fmt: skip
