@@ -766,34 +766,34 @@ def bench_latency(s: Settings, report: C.Report) -> None:
             steal_pct = 100 * steal / ((time.monotonic() - t0) * (os.cpu_count() or 1))
             jitter = [float(x) for x in probe.communicate(timeout=600)[0].split()]
             r.close()
+            if lat:
+                sample = {
+                    "wall": sum(x[0] for x in lat) / 1e3,
+                    "cpu": 0.0,
+                    "n": len(lat),
+                    **_percentiles([x[0] for x in lat]),
+                    "journald_p99_ms": _q([x[1] for x in lat], 0.99),
+                    "reader_p99_ms": _q([x[2] for x in lat], 0.99),
+                    "steal_pct": steal_pct,
+                }
+                subject = "inotify" not in mode  # the inotify-only row shows what polling buys
+                entry = C.Entry(mode, None, "latency", subject=subject)
+                results.append(C.Result(entry, n=len(lat), samples=[sample]))
+            else:
+                entry = C.Entry(mode, None, "latency", subject=True)
+                results.append(C.Result(entry, error="nothing received"))
             if jitter:
-                results.append(C.Result(
-                    C.Entry(f"  machine: a 3 ms sleep's lateness ({mode.split(':')[0]})", None, "latency"),
-                    n=len(jitter),
-                    samples=[{"wall": 0.0, "cpu": 0.0, "n": len(jitter), **_percentiles(jitter),
-                              "steal_pct": steal_pct}],
-                ))  # fmt: skip
-            if not lat:
+                label = f"  machine: a 3 ms sleep's lateness ({mode.split(':')[0]})"
+                sample = {
+                    "wall": 0.0,
+                    "cpu": 0.0,
+                    "n": len(jitter),
+                    **_percentiles(jitter),
+                    "steal_pct": steal_pct,
+                }
                 results.append(
-                    C.Result(C.Entry(mode, None, "latency", subject=True), error="nothing received")
+                    C.Result(C.Entry(label, None, "latency"), n=len(jitter), samples=[sample])
                 )
-                continue
-            sample = {
-                "wall": sum(x[0] for x in lat) / 1e3,
-                "cpu": 0.0,
-                "n": len(lat),
-                **_percentiles([x[0] for x in lat]),
-                "journald_p99_ms": _q([x[1] for x in lat], 0.99),
-                "reader_p99_ms": _q([x[2] for x in lat], 0.99),
-                "steal_pct": steal_pct,
-            }
-            subject = "inotify" not in mode  # the inotify-only row shows what polling buys
-            results.insert(
-                len(results) - (1 if jitter else 0),
-                C.Result(
-                    C.Entry(mode, None, "latency", subject=subject), n=len(lat), samples=[sample]
-                ),
-            )
     finally:
         sb.stop()
     cols = [
