@@ -121,10 +121,11 @@ long floor_read(sd_journal *j, long n, int mode, double *wall, double *cpu, unsi
         if (r < 0) return r;
         if (r == 0) { sd_journal_seek_head(j); continue; }
         i++;
+        PyObject *e = NULL;
         if (mode < 2) {
             SD_JOURNAL_FOREACH_DATA(j, d, l) s += l;
         } else {
-            PyObject *e = _PyDict_NewPresized(32);   /* no resizing on the way */
+            e = _PyDict_NewPresized(32);   /* no resizing on the way */
             if (e == NULL) return -1000;
             SD_JOURNAL_FOREACH_DATA(j, d, l) {
                 const char *p = d, *eq = memchr(p, '=', l);
@@ -140,9 +141,14 @@ long floor_read(sd_journal *j, long n, int mode, double *wall, double *cpu, unsi
                 if (v == NULL || PyDict_SetItem(e, k, v) < 0) { Py_XDECREF(v); Py_DECREF(e); return -1000; }
                 Py_DECREF(v);
             }
-            if (mode == 4) {
-                if (sd_journal_get_realtime_usec(j, &t) < 0 || sd_journal_get_monotonic_usec(j, &m, &b) < 0
-                        || sd_journal_get_cursor(j, &c) < 0) { Py_DECREF(e); return -1; }
+        }
+        if (mode == 1 || mode == 4) {
+            if (sd_journal_get_realtime_usec(j, &t) < 0 || sd_journal_get_monotonic_usec(j, &m, &b) < 0
+                    || sd_journal_get_cursor(j, &c) < 0) { Py_XDECREF(e); return -1; }
+            if (e == NULL) {
+                s += t + m + strlen(c);
+                free(c);
+            } else {
                 r = put(e, "__CURSOR", PyUnicode_FromString(c));
                 free(c);
                 if (r < 0 || put(e, "__REALTIME_TIMESTAMP", PyLong_FromUnsignedLongLong(t)) < 0
@@ -151,15 +157,8 @@ long floor_read(sd_journal *j, long n, int mode, double *wall, double *cpu, unsi
                     return -1000;
                 }
             }
-            Py_DECREF(e);
         }
-        if (mode == 1) {
-            if (sd_journal_get_realtime_usec(j, &t) < 0) return -1;
-            if (sd_journal_get_monotonic_usec(j, &m, &b) < 0) return -1;
-            if (sd_journal_get_cursor(j, &c) < 0) return -1;
-            s += t + m + strlen(c);
-            free(c);
-        }
+        Py_XDECREF(e);
     }
     *wall = now(CLOCK_MONOTONIC) - w0;
     *cpu = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
@@ -673,17 +672,23 @@ JITTER_PROBE = textwrap.dedent(
 
 
 def _q(values: list[float], p: float) -> float:
-    v = sorted(values)
-    return v[min(len(v) - 1, round(p * (len(v) - 1)))]
+    """The p-quantile of ``values`` (sorted)."""
+    return values[min(len(values) - 1, round(p * (len(values) - 1)))]
 
 
-def _percentiles(lat_ms: list[float]) -> dict[str, Any]:
+def _latency_sample(ms: list[float], **extra: Any) -> dict[str, Any]:
+    """One latency row's sample: the delays' percentiles (ms), their count and sum."""
+    v = sorted(ms)
     return {
-        "p50_ms": _q(lat_ms, 0.5),
-        "p90_ms": _q(lat_ms, 0.9),
-        "p99_ms": _q(lat_ms, 0.99),
-        "max_ms": max(lat_ms),
-        "received": len(lat_ms),
+        "wall": sum(v) / 1e3,
+        "cpu": 0.0,
+        "n": len(v),
+        "p50_ms": _q(v, 0.5),
+        "p90_ms": _q(v, 0.9),
+        "p99_ms": _q(v, 0.99),
+        "max_ms": v[-1],
+        "received": len(v),
+        **extra,
     }
 
 
@@ -767,15 +772,12 @@ def bench_latency(s: Settings, report: C.Report) -> None:
             jitter = [float(x) for x in probe.communicate(timeout=600)[0].split()]
             r.close()
             if lat:
-                sample = {
-                    "wall": sum(x[0] for x in lat) / 1e3,
-                    "cpu": 0.0,
-                    "n": len(lat),
-                    **_percentiles([x[0] for x in lat]),
-                    "journald_p99_ms": _q([x[1] for x in lat], 0.99),
-                    "reader_p99_ms": _q([x[2] for x in lat], 0.99),
-                    "steal_pct": steal_pct,
-                }
+                sample = _latency_sample(
+                    [x[0] for x in lat],
+                    journald_p99_ms=_q(sorted(x[1] for x in lat), 0.99),
+                    reader_p99_ms=_q(sorted(x[2] for x in lat), 0.99),
+                    steal_pct=steal_pct,
+                )
                 subject = "inotify" not in mode  # the inotify-only row shows what polling buys
                 entry = C.Entry(mode, None, "latency", subject=subject)
                 results.append(C.Result(entry, n=len(lat), samples=[sample]))
@@ -784,13 +786,7 @@ def bench_latency(s: Settings, report: C.Report) -> None:
                 results.append(C.Result(entry, error="nothing received"))
             if jitter:
                 label = f"  machine: a 3 ms sleep's lateness ({mode.split(':')[0]})"
-                sample = {
-                    "wall": 0.0,
-                    "cpu": 0.0,
-                    "n": len(jitter),
-                    **_percentiles(jitter),
-                    "steal_pct": steal_pct,
-                }
+                sample = _latency_sample(jitter, steal_pct=steal_pct)
                 results.append(
                     C.Result(C.Entry(label, None, "latency"), n=len(jitter), samples=[sample])
                 )
